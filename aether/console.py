@@ -1,0 +1,52 @@
+"""The one rich console every task prints through: steps, tables, summaries.
+
+Library code never prints; task code calls ``step`` around each unit of
+work so the operator sees a header, the outcome and how long it took.
+"""
+import os
+import time
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=False,
+                  force_terminal=None if os.isatty(1) else False)
+
+
+class Steps:
+    """Times each step of a task and prints a summary table at the end."""
+
+    def __init__(self, prefix=""):
+        self.prefix = f"[bold cyan]{prefix}[/] " if prefix else ""
+        self.done = []
+        self.started = time.monotonic()
+
+    @contextmanager
+    def step(self, title, dry=False):
+        mark = "[yellow]dry[/] " if dry else ""
+        console.print(f"{self.prefix}[bold]==> {mark}{title}[/]")
+        began = time.monotonic()
+        note = {"result": "ok"}
+        try:
+            yield note
+        except BaseException:
+            self.done.append((title, "failed", time.monotonic() - began))
+            console.print(f"{self.prefix}[red]  ✗ {title} failed[/]")
+            raise
+        spent = time.monotonic() - began
+        self.done.append((title, note["result"], spent))
+        console.print(f"{self.prefix}[green]  ✓[/] {note['result']} [dim]({spent:.1f}s)[/]")
+
+    def summary(self, title, extra=()):
+        table = Table(title=title, title_justify="left", show_edge=False)
+        table.add_column("step")
+        table.add_column("result")
+        table.add_column("time", justify="right")
+        for name, result, spent in self.done:
+            table.add_row(name, result, f"{spent:.1f}s")
+        total = time.monotonic() - self.started
+        table.add_row("[bold]total[/]", "", f"[bold]{total:.1f}s[/]")
+        console.print(table)
+        for line in extra:
+            console.print(line)

@@ -1,0 +1,212 @@
+"""Run a release of an app on one host: the pipeline behind APP.deploy.
+
+The steps, each one remote command over one SSH connection:
+
+  inspect   read the recorded releases, take the deploy lock
+  fetch     fetch REF into ROOT/APP/repo and resolve it to a commit
+  build     build APP:COMMIT12 from that commit (skipped if it exists)
+  start     start the idle color beside the live one, wait for health
+  switch    point nginx at it: test the config, reload, check through nginx
+  retire    let the old color drain, then stop it
+  record    write the new state and audit line, prune images, unlock
+
+A failure before ``switch`` completes leaves the old color serving and the
+new one removed; the lock is always released and the failure audited.
+"""
+import getpass
+import socket
+import time
+from datetime import datetime, timezone
+
+from . import files, nginx, release
+from .console import Steps, console
+from .errors import AetherError, RemoteError
+from .remote import Remote, quote
+
+
+def owner():
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def app_files(inventory, host, app, env):
+    """The app's compose files for ENV, by path relative to the host root."""
+    from . import apps
+    return apps.compose_files(inventory, host, app, envs=(env,))
+
+
+class Pipeline:
+    """One deploy (or rollback) of APP to ENV on a host."""
+
+    def __init__(self, inventory, host, app, env, dry=False, verbose=False):
+        self.inventory, self.host, self.app, self.env = inventory, host, app, env
+        self.steps = Steps(host.name)
+        self.remote = Remote(host, dry=dry, echo=self._echo)
+        self.dry = dry
+        self.verbose = verbose
+        self.locked = False
+
+    def _echo(self, script):
+        console.print(f"[dim]{_summarise(script)}[/]")
+
+    def run(self, ref=None, commit=None, action="deploy"):
+        started = time.monotonic()
+        audit = {"at": now(), "by": owner(), "host": self.host.name, "app": self.app.name,
+                 "env": self.env, "action": action, "ref": ref}
+        try:
+            result = self._run(ref, commit, audit)
+        except BaseException as error:
+            audit.update(result="failed", error=str(error).splitlines()[0] if str(error) else
+                         type(error).__name__, seconds=round(time.monotonic() - started, 1))
+            if self.locked:
+                self._release_after_failure(audit)
+            self.remote.close()
+            raise
+        audit.update(result="ok", seconds=round(time.monotonic() - started, 1))
+        self.remote.close()
+        return result
+
+    def _release_after_failure(self, audit):
+        script = release.finish_script(self.host, self.app, self.env, None, audit, ())
+        try:
+            self.remote.run(script)
+        except AetherError:
+            console.print(f"[red]could not release the lock; remove it by hand: "
+                          f"{release.Paths(self.host, self.app, self.env).lock}[/]")
+
+    def _run(self, ref, commit, audit):
+        host, app, env = self.host, self.app, self.env
+        with self.steps.step(f"inspect {app.name} {env}") as note:
+            sections = release.parse_sections(self.remote.run(
+                release.inspect_script(host, app, env, f"{owner()} since {now()} ({ref or commit})",
+                                       take_lock=not self.dry), changes=False).stdout)
+            if "locked" in sections:
+                who = " ".join(sections["locked"]) or "someone"
+                raise AetherError(
+                    f"{app.name} {env} on {host.name} is locked by {who}; if that deploy is dead, "
+                    f"run: fab -H {host.name} {app.name}.unlock --env {env}")
+            self.locked = not self.dry
+            states = release.states(sections)
+            current = states.get(env, {})
+            live = current.get("live")
+            color = release.other(live["color"]) if live else release.COLORS[0]
+            note["result"] = (f"live: {live['color']} {live['commit'][:12]}" if live
+                              else "nothing live yet") + f"; next color {color}"
+        self._front_door(sections)
+        if commit is None:
+            with self.steps.step(f"fetch {ref}") as note:
+                commit = self._fetch(ref)
+                note["result"] = commit[:12] if commit else "(resolved on the server)"
+        tag = release.image(app, commit or "0" * 40)
+        with self.steps.step(f"build {tag}", dry=self.dry) as note:
+            out = self.remote.run(release.build_script(host, app, commit or "COMMIT"), timeout=1800,
+                                  failure=f"building {tag} failed; {env} keeps serving its live release")
+            note["result"] = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "dry"
+        with self.steps.step(f"start {release.project(app, env, color)}", dry=self.dry) as note:
+            install = files.install_script(host.root, app_files(self.inventory, host, app, env))
+            self.remote.run(install + "\n" + release.start_script(host, app, env, color, tag, 180),
+                            timeout=300,
+                            failure=f"{app.color_name(env, color)} did not become healthy; "
+                                    f"{env} keeps serving its live release")
+            note["result"] = f"{app.color_name(env, color)} healthy, alias {app.stable_name(env)}"
+        with self.steps.step(f"switch nginx to {color}", dry=self.dry) as note:
+            try:
+                self.remote.run(self._switch_script(color), timeout=120,
+                                failure=f"nginx did not take {color}; {env} keeps serving its live release")
+            except RemoteError:
+                self.remote.run(release.remove_script(host, app, env, color), check=False)
+                raise
+            note["result"] = f"{len(app.domains.get(env, ()))} domains now on {color}"
+        if live:
+            with self.steps.step(f"retire {live['color']}", dry=self.dry) as note:
+                self.remote.run(release.retire_script(app, env, live["color"], host.drain_seconds),
+                                timeout=120)
+                note["result"] = f"drained {host.drain_seconds}s, stopped {app.color_name(env, live['color'])}"
+        new_live = {"color": color, "commit": commit, "image": tag, "ref": ref,
+                    "at": now(), "by": owner()}
+        state = release.next_state(current, app, env, new_live)
+        states[env] = state
+        audit.update(commit=commit, color=color, result="ok")
+        with self.steps.step("record release", dry=self.dry) as note:
+            keep = release.images_to_keep(states, host.keep_releases)
+            self.remote.run(release.finish_script(host, app, env, state, audit, keep))
+            self.locked = False
+            note["result"] = f"kept {len(keep)} image(s)"
+        self.steps.summary(
+            f"{app.name} {env} on {host.name}: {commit[:12] if commit else 'dry run'} live on {color}",
+            [f"[dim]{self.remote.connections} SSH connection(s), "
+             f"{self.remote.commands} remote command(s)[/]"])
+        return new_live
+
+    def _front_door(self, sections):
+        """Bring up the networks and nginx-proxy if this host lacks them."""
+        networks = set(sections.get("networks", []))
+        running = sections.get("nginx", ["missing"])[0] == "true"
+        if running and networks.issuperset(self.inventory.networks):
+            return
+        with self.steps.step("front door (networks, nginx-proxy)", dry=self.dry) as note:
+            install = files.install_script(
+                self.host.root, nginx_files_with_live(self.inventory, self.host),
+                check=nginx.check_script(self.inventory, self.host),
+                create_only=live_paths(self.inventory, self.host))
+            self.remote.run(nginx.up_script(self.inventory, self.host, install), timeout=300)
+            note["result"] = "nginx-proxy running"
+
+    def _fetch(self, ref):
+        script = release.fetch_script(self.host, self.app, ref)
+        if self.dry:
+            self.remote.echo(script)
+            return None
+        outcome = self.remote.run(script, timeout=600, check=False)
+        if outcome.exited == 64:
+            raise AetherError(f"unknown ref {ref!r}: no branch, tag or commit of that name in "
+                              f"{self.host.repo(self.app)}; push it first or check the spelling")
+        if not outcome.ok:
+            raise RemoteError(f"fetching {self.host.repo(self.app)} failed on {self.host.name}",
+                              outcome.stderr + outcome.stdout)
+        return outcome.stdout.strip().splitlines()[-1]
+
+    def _switch_script(self, color):
+        host, app, env = self.host, self.app, self.env
+        vhost = {path: text for path, text in nginx.files(self.inventory, host).items()
+                 if path.endswith(f"/{app.name}-{env}.conf")}
+        live = {nginx.live_path(app, env): nginx.live_file(app, env, color)}
+        install = files.install_script(host.root, {**vhost, **live},
+                                       check=nginx.check_script(self.inventory, host))
+        domain = app.domains[env][0][0]
+        probe = (f"docker exec nginx-proxy curl -fsS -o /dev/null -H {quote('Host: ' + domain)} "
+                 f"http://127.0.0.1{app.health}")
+        return "\n".join([
+            install,
+            # After the reload, ask nginx itself until the new color answers.
+            "for i in $(seq 1 40); do",
+            f"  if {probe} 2>/dev/null; then exit 0; fi",
+            "  sleep 0.25",
+            "done",
+            "restore",
+            nginx.test_and_reload(host),
+            f"echo 'nginx did not reach {app.color_name(env, color)} after the switch; previous color restored' >&2",
+            "exit 71",
+        ])
+
+
+def live_paths(inventory, host):
+    return {nginx.live_path(app, env) for app, env, _ in nginx.vhosts(inventory, host)}
+
+
+def nginx_files_with_live(inventory, host):
+    """nginx's files plus a default live file (blue) for vhosts that lack one."""
+    out = dict(nginx.files(inventory, host))
+    for app, env, _ in nginx.vhosts(inventory, host):
+        out[nginx.live_path(app, env)] = nginx.live_file(app, env, release.COLORS[0])
+    return out
+
+
+def _summarise(script):
+    lines = [line for line in script.splitlines() if line.strip()]
+    if len(lines) > 12:
+        return "\n".join(lines[:10] + [f"... ({len(lines) - 10} more lines)"])
+    return "\n".join(lines)

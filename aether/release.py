@@ -1,0 +1,239 @@
+"""The release model shared by every app: colors, state, locks, audit log.
+
+A release is one git commit of one app, built once into the image
+``APP:COMMIT12`` and run in one environment under a color, blue or green.
+The live color serves traffic; a deploy starts the other color beside it,
+waits for its health check, points nginx at it, lets the old one drain and
+stops it. Other containers keep using the stable name (``helios-prod-web``),
+an alias the new color takes on the web network once it is healthy.
+
+What each environment runs is recorded on the server, so any laptop sees
+the same truth:
+
+    ROOT/.aether/releases/APP-ENV.json   live release and earlier ones
+    ROOT/.aether/locks/APP-ENV/owner     who is deploying, while they are
+    ROOT/.aether/audit.log               one JSON line per change
+
+Everything here builds scripts or parses their output; ``aether.deploy``
+runs them.
+"""
+import json
+import re
+
+from .remote import command, quote
+
+COLORS = ("blue", "green")
+HISTORY = 20
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@{}^~+-]{0,199}$")
+
+
+def other(color):
+    return COLORS[1] if color == COLORS[0] else COLORS[0]
+
+
+def image(app, commit):
+    return f"{app.name}:{commit[:12]}"
+
+
+def project(app, env, color):
+    """The Compose project of one release color: helios-prod-blue."""
+    return f"{app.name}-{env}-{color}"
+
+
+def ref_problem(ref):
+    """Why a ref can never name a commit, or None. Refs never start with '-'."""
+    if not ref:
+        return "is empty"
+    if ref.startswith("-"):
+        return "starts with '-'"
+    if any(ch in ref for ch in "\0\n\r"):
+        return "contains a control character"
+    return None
+
+
+class Paths:
+    """Where the release model keeps its files on one host."""
+
+    def __init__(self, host, app, env):
+        self.base = host.path(".aether")
+        self.state = f"{self.base}/releases/{app.name}-{env}.json"
+        self.lock = f"{self.base}/locks/{app.name}-{env}"
+        self.audit = f"{self.base}/audit.log"
+        self.app_dir = host.path(app.name)
+        self.repo = host.path(app.name, "repo")
+
+
+def inspect_script(host, app, env, owner, take_lock):
+    """Read the state of APP ENV on the host, and take its deploy lock.
+
+    Prints sections headed ``@@name``: the state files of the app in every
+    environment, the Docker networks, whether nginx-proxy runs, and which
+    release containers exist.
+    """
+    paths = Paths(host, app, env)
+    lines = []
+    if take_lock:
+        lines += [
+            f"mkdir -p {quote(paths.base)}/releases {quote(paths.base)}/locks",
+            f"if ! mkdir {quote(paths.lock)} 2>/dev/null; then",
+            f"  echo '@@locked'; cat {quote(paths.lock)}/owner 2>/dev/null || true; exit 0",
+            "fi",
+            f"printf '%s\\n' {quote(owner)} > {quote(paths.lock)}/owner",
+        ]
+    lines += [
+        f"for f in {quote(paths.base)}/releases/{quote(app.name)}-*.json; do",
+        '  [ -e "$f" ] || continue; printf "@@state %s\\n" "$(basename "$f" .json)"; cat "$f"; echo',
+        "done",
+        "echo '@@networks'; docker network ls --format '{{.Name}}'",
+        "echo '@@nginx'; docker inspect -f '{{.State.Running}}' nginx-proxy 2>/dev/null || echo missing",
+        "echo '@@containers'",
+        f"docker ps -a --filter label=aether.app={quote(app.name)} "
+        "--format '{{.Names}} {{.State}} {{.Label \"aether.image\"}}'",
+    ]
+    return "\n".join(lines)
+
+
+def parse_sections(stdout):
+    """Split ``@@name`` sections into {name: [lines]}."""
+    sections, current = {}, None
+    for line in stdout.splitlines():
+        if line.startswith("@@"):
+            current = line[2:].strip()
+            sections[current] = []
+        elif current is not None and line.strip():
+            sections[current].append(line)
+    return sections
+
+
+def states(sections):
+    """{env: state dict} from the ``@@state APP-ENV`` sections."""
+    out = {}
+    for name, lines in sections.items():
+        if name.startswith("state "):
+            env = name.split(" ", 1)[1].rsplit("-", 1)[1]
+            try:
+                out[env] = json.loads("\n".join(lines))
+            except json.JSONDecodeError:
+                out[env] = {}
+    return out
+
+
+def fetch_script(host, app, ref):
+    """Fetch the app's remote into ROOT/APP/repo and print REF's commit.
+
+    REF is tried as a branch of origin, then a tag, then a commit. It is
+    passed as one quoted word and never as an option.
+    """
+    paths = Paths(host, app, env="")
+    return "\n".join([
+        f"repo={quote(paths.repo)} url={quote(host.repo(app))} ref={quote(ref)}",
+        'if [ ! -d "$repo/.git" ]; then git clone --quiet --no-checkout "$url" "$repo"; fi',
+        'git -C "$repo" remote set-url origin "$url"',
+        'git -C "$repo" fetch --quiet --prune --tags origin "+refs/heads/*:refs/remotes/origin/*"',
+        'for candidate in "refs/remotes/origin/$ref" "refs/tags/$ref" "$ref"; do',
+        '  if commit=$(git -C "$repo" rev-parse --verify --quiet --end-of-options "$candidate^{commit}"); then',
+        '    echo "$commit"; exit 0',
+        "  fi",
+        "done",
+        'echo "unknown ref" >&2; exit 64',
+    ])
+
+
+def build_script(host, app, commit):
+    """Build APP:COMMIT12 from the commit's tree unless it already exists."""
+    paths = Paths(host, app, env="")
+    tag = image(app, commit)
+    build = command("docker", "build", "--quiet", "--target", app.target,
+                    "--build-arg", f"COMMIT={commit}",
+                    "--label", f"aether.app={app.name}", "--label", f"aether.commit={commit}",
+                    "-t", tag, "-")
+    return "\n".join([
+        f"if docker image inspect {quote(tag)} >/dev/null 2>&1; then echo cached; exit 0; fi",
+        f"git -C {quote(paths.repo)} archive --format=tar {quote(commit)} | DOCKER_BUILDKIT=0 {build}",
+        "echo built",
+    ])
+
+
+def compose_argv(app, env, color):
+    return ["docker", "compose", "-p", project(app, env, color),
+            "-f", "docker-compose.yml", "-f", f"docker-compose.{env}.yml"]
+
+
+def start_script(host, app, env, color, tag, timeout):
+    """Start one color and wait for its health check; on failure remove it.
+
+    Once healthy, the container rejoins the web network with the stable
+    name as an extra alias, so the ISR webhook and API URLs reach it too.
+    """
+    paths = Paths(host, app, env)
+    name = app.color_name(env, color)
+    compose = command(*compose_argv(app, env, color))
+    return "\n".join([
+        f"cd {quote(paths.app_dir)}",
+        f"export ENVIRONMENT={quote(env)} COLOR={quote(color)} IMAGE={quote(tag)}",
+        f"if ! {compose} up -d --no-build --pull never --wait --wait-timeout {int(timeout)} 2>&1; then",
+        f"  echo '--- last lines logged by {name} ---'",
+        f"  docker logs --tail 30 {quote(name)} 2>&1 || true",
+        f"  {compose} down --timeout 5 >/dev/null 2>&1 || true",
+        "  exit 70",
+        "fi",
+        f"docker network disconnect web {quote(name)}",
+        command("docker", "network", "connect", "--alias", app.stable_name(env),
+                "--alias", name, "web", name),
+    ])
+
+
+def retire_script(app, env, color, drain_seconds):
+    """Let the old color finish its requests, then stop and remove it."""
+    compose = command("docker", "compose", "-p", project(app, env, color))
+    return "\n".join([
+        f"sleep {int(drain_seconds)}",
+        f"{compose} down --timeout 30 2>&1",
+    ])
+
+
+def remove_script(host, app, env, color):
+    """Remove a color that never went live (after a failed switch)."""
+    return command("docker", "compose", "-p", project(app, env, color), "down", "--timeout", "5")
+
+
+def finish_script(host, app, env, state, audit, keep_images):
+    """Record the new state and audit line, prune old images, unlock."""
+    paths = Paths(host, app, env)
+    lines = [f"base={quote(paths.base)}"]
+    if state is not None:
+        lines += [
+            f"printf '%s\\n' {quote(json.dumps(state, sort_keys=True))} > {quote(paths.state)}.new",
+            f"mv -f {quote(paths.state)}.new {quote(paths.state)}",
+        ]
+    lines.append(f"printf '%s\\n' {quote(json.dumps(audit, sort_keys=True))} >> {quote(paths.audit)}")
+    if keep_images:
+        keep = " ".join(quote(tag) for tag in sorted(keep_images))
+        lines += [
+            f"for tag in $(docker image ls --format '{{{{.Repository}}}}:{{{{.Tag}}}}' {quote(app.name)}); do",
+            f"  case \" {keep} \" in *\" $tag \"*) ;; *) docker image rm \"$tag\" >/dev/null 2>&1 || true ;; esac",
+            "done",
+        ]
+    lines.append(f"rm -rf {quote(paths.lock)}")
+    return "\n".join(lines)
+
+
+def unlock_script(host, app, env):
+    return f"rm -rf {quote(Paths(host, app, env).lock)}"
+
+
+def next_state(previous, app, env, live):
+    """The state after ``live`` becomes the live release."""
+    history = list(previous.get("history", []))
+    if previous.get("live"):
+        history.insert(0, previous["live"])
+    return {"app": app.name, "env": env, "live": live, "history": history[:HISTORY]}
+
+
+def images_to_keep(all_states, keep):
+    """Image tags still wanted: every env's live one and its last ``keep``."""
+    tags = set()
+    for state in all_states.values():
+        releases = ([state["live"]] if state.get("live") else []) + state.get("history", [])
+        tags.update(r["image"] for r in releases[:keep + 1] if r.get("image"))
+    return tags

@@ -1,0 +1,127 @@
+"""The one way Aether runs steps on a server: a Remote over one SSH link.
+
+A Remote wraps a single Fabric ``Connection`` to an inventory host, opened
+on first use and reused for every step, with the host key pinned: a host
+missing from known_hosts, or presenting another key, is refused.
+
+Each step is a bash script built by a pure builder. Arguments inside it are
+quoted by the builder (``quote``), so nothing the operator types is ever
+interpreted by the remote shell. With ``dry=True`` a step that changes the
+server is shown and skipped; read-only steps still run so the plan shown is
+the real one.
+"""
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import fabric
+import paramiko
+from invoke.exceptions import CommandTimedOut
+
+from .errors import AetherError, RemoteError
+from .local import last_lines
+
+
+def quote(value):
+    """Quote one value for the remote shell."""
+    return shlex.quote(str(value))
+
+
+def command(*argv):
+    """Join argv into one shell command with every word quoted."""
+    return " ".join(quote(word) for word in argv)
+
+
+@dataclass
+class Outcome:
+    """What a remote step printed and how it ended."""
+
+    stdout: str
+    stderr: str
+    exited: int
+
+    @property
+    def ok(self):
+        return self.exited == 0
+
+
+class Remote:
+    """One inventory host reached over one pinned SSH connection."""
+
+    def __init__(self, host, dry=False, echo=None):
+        self.host = host
+        self.dry = dry
+        self.echo = echo or (lambda text: None)
+        self.connections = 0
+        self.commands = 0
+        self._connection = None
+
+    def _connect(self):
+        host = self.host
+        known_hosts = Path(host.known_hosts)
+        if not known_hosts.is_file():
+            raise AetherError(f"{host.name}: no known_hosts file at {known_hosts}; "
+                              f"pin the host key first (ssh-keyscan -p {host.port} {host.address}, "
+                              "then check its fingerprint)")
+        kwargs = {"key_filename": [host.identity]} if host.identity else {}
+        connection = fabric.Connection(host.address, user=host.user, port=host.port,
+                                       connect_timeout=15, connect_kwargs=kwargs)
+        connection.client.load_host_keys(str(known_hosts))
+        connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        target = f"{host.user}@{host.address}:{host.port}"
+        try:
+            connection.open()
+        except paramiko.BadHostKeyException:
+            raise AetherError(f"{host.name}: the host key of {target} does not match "
+                              f"{known_hosts}; do not deploy until you know why") from None
+        except paramiko.SSHException as error:
+            if "not found in known_hosts" in str(error):
+                raise AetherError(f"{host.name}: {target} is not in {known_hosts}; "
+                                  "pin its host key first") from None
+            raise AetherError(f"{host.name}: SSH to {target} failed: {error}") from None
+        except OSError as error:
+            raise AetherError(f"{host.name}: cannot reach {target}: "
+                              f"{error.strerror or error}") from None
+        self.connections += 1
+        return connection
+
+    @property
+    def connection(self):
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    def run(self, script, *, changes=True, timeout=None, check=True, failure=None):
+        """Run a bash script on the host and return its Outcome.
+
+        ``changes`` marks a step that modifies the server: in dry mode it
+        is shown, not run. A failed step raises RemoteError with
+        ``failure`` (or a default) and the step's last output lines.
+        """
+        if self.dry and changes:
+            self.echo(script)
+            return Outcome("", "", 0)
+        self.commands += 1
+        try:
+            result = self.connection.run(
+                command("bash", "-c", "set -euo pipefail\n" + script),
+                hide=True, warn=True, in_stream=False, timeout=timeout)
+        except CommandTimedOut:
+            raise RemoteError(failure or f"{self.host.name}: a step ran over {timeout}s") from None
+        outcome = Outcome(result.stdout, result.stderr, result.exited)
+        if check and not outcome.ok:
+            raise RemoteError(failure or f"{self.host.name}: a remote step failed "
+                              f"(exit status {outcome.exited})",
+                              last_lines(outcome.stdout + "\n" + outcome.stderr))
+        return outcome
+
+    def close(self):
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

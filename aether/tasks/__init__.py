@@ -1,0 +1,1 @@
+"""Invoke task namespaces for work on this machine (``inv NAME``)."""

@@ -1,0 +1,2 @@
+from invoke import Collection
+namespace = Collection("infra")

@@ -1,0 +1,104 @@
+"""helios.*: deploy the practices' Next.js sites with zero downtime."""
+import json
+
+from aether import release
+from aether.cli import check_env, server_task, target_host
+from aether.console import console
+from aether.deploy import Pipeline
+from aether.errors import AetherError
+from aether.remote import Remote, quote
+
+APP = "helios"
+HELP = {"env": "prod, staging or dev", "dry": "show what would change, change nothing"}
+
+
+def _check_ref(ref):
+    problem = release.ref_problem(ref)
+    if problem:
+        raise AetherError(f"--ref {ref!r} {problem}: pass a branch, tag or commit, e.g. --ref main")
+    return ref
+
+
+@server_task(help={**HELP, "ref": "branch, tag or commit to deploy (default main)"})
+def deploy(c, env, ref="main", dry=False):
+    """Deploy REF to ENV beside the live release, then switch.
+
+    Builds the commit's image, starts it as the idle color, waits for its
+    health check, points nginx at it, drains and stops the old color.
+    A failure at any step leaves the live release serving.
+    Example: fab -H vps1 helios.deploy --env prod --ref main
+    """
+    inventory, host = target_host(c)
+    check_env(inventory, host, env)
+    _check_ref(ref)
+    Pipeline(inventory, host, inventory.app(APP), env, dry=dry).run(ref=ref)
+
+
+@server_task(help={**HELP, "to": "commit (or its first 12 characters) to go back to"})
+def rollback(c, env, to=None, dry=False):
+    """Put the previous release of ENV back live (or --to COMMIT).
+
+    Uses the image kept from that release: nothing is fetched or built.
+    """
+    inventory, host = target_host(c)
+    check_env(inventory, host, env)
+    app = inventory.app(APP)
+    with Remote(host) as remote:
+        sections = release.parse_sections(remote.run(
+            release.inspect_script(host, app, env, "", take_lock=False), changes=False).stdout)
+    state = release.states(sections).get(env, {})
+    history = state.get("history", [])
+    if not history:
+        raise AetherError(f"{APP} {env} on {host.name} has no earlier release to roll back to")
+    pick = history[0] if to is None else next(
+        (r for r in history if r["commit"].startswith(to)), None)
+    if pick is None:
+        kept = ", ".join(r["commit"][:12] for r in history[:host.keep_releases])
+        raise AetherError(f"no kept release of {APP} {env} matches {to!r} (kept: {kept})")
+    Pipeline(inventory, host, app, env, dry=dry).run(ref=pick.get("ref"), commit=pick["commit"],
+                                                     action="rollback")
+
+
+@server_task(help={"json": "print the releases as JSON"})
+def status(c, json_=False):
+    """Show the live and kept releases of every environment."""
+    inventory, host = target_host(c)
+    app = inventory.app(APP)
+    with Remote(host) as remote:
+        sections = release.parse_sections(remote.run(
+            release.inspect_script(host, app, "prod", "", take_lock=False), changes=False).stdout)
+    states = release.states(sections)
+    if json_:
+        print(json.dumps({"states": states, "containers": sections.get("containers", [])}, indent=2))
+        return
+    for env in host.environments:
+        live = states.get(env, {}).get("live")
+        line = (f"{env:8} {live['color']:5} {live['commit'][:12]} {live.get('ref') or ''} "
+                f"since {live['at']} by {live['by']}") if live else f"{env:8} nothing deployed"
+        console.print(line)
+    for container in sections.get("containers", []):
+        console.print(f"  [dim]{container}[/]")
+
+
+@server_task(help={"env": "prod, staging or dev", "lines": "how many lines (default 100)"})
+def logs(c, env, lines=100):
+    """Show the last log lines of ENV's live Helios container."""
+    inventory, host = target_host(c)
+    check_env(inventory, host, env)
+    app = inventory.app(APP)
+    with Remote(host) as remote:
+        out = remote.run(f"docker logs --tail {int(lines)} {quote(app.stable_name(env))}-"
+                         f"$(docker inspect -f '{{{{index .Config.Labels \"aether.color\"}}}}' "
+                         f"$(docker ps -q --filter label=aether.app={APP} --filter label=aether.env={quote(env)} | head -1)) 2>&1",
+                         changes=False, check=False)
+    console.print(out.stdout.rstrip())
+
+
+@server_task(help={"env": "prod, staging or dev"})
+def unlock(c, env):
+    """Remove ENV's deploy lock left behind by a deploy that died."""
+    inventory, host = target_host(c)
+    check_env(inventory, host, env)
+    with Remote(host) as remote:
+        remote.run(release.unlock_script(host, inventory.app(APP), env))
+    console.print(f"{APP} {env} on {host.name} unlocked")
