@@ -6,7 +6,7 @@ one environment. Release colors and images are passed as variables when a
 release starts (see ``aether.release``), so the files do not change from
 one deploy to the next.
 """
-from .render import render
+from .render import TEMPLATES, render
 
 
 def practices_map(inventory, app, env):

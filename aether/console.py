@@ -8,10 +8,13 @@ import time
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=False,
-                  force_terminal=None if os.isatty(1) else False)
+# Logs and pipes get a wide fixed width so tables stay readable there too.
+_TTY = os.isatty(1)
+console = Console(highlight=False, soft_wrap=False, force_terminal=None if _TTY else False,
+                  width=None if _TTY or os.environ.get("COLUMNS") else 140)
 
 
 class Steps:
@@ -25,18 +28,18 @@ class Steps:
     @contextmanager
     def step(self, title, dry=False):
         mark = "[yellow]dry[/] " if dry else ""
-        console.print(f"{self.prefix}[bold]==> {mark}{title}[/]")
+        console.print(f"{self.prefix}[bold]==> {mark}{escape(title)}[/]")
         began = time.monotonic()
         note = {"result": "ok"}
         try:
             yield note
         except BaseException:
             self.done.append((title, "failed", time.monotonic() - began))
-            console.print(f"{self.prefix}[red]  ✗ {title} failed[/]")
+            console.print(f"{self.prefix}[red]  ✗ {escape(title)} failed[/]")
             raise
         spent = time.monotonic() - began
         self.done.append((title, note["result"], spent))
-        console.print(f"{self.prefix}[green]  ✓[/] {note['result']} [dim]({spent:.1f}s)[/]")
+        console.print(f"{self.prefix}[green]  ✓[/] {escape(note['result'])} [dim]({spent:.1f}s)[/]")
 
     def summary(self, title, extra=()):
         table = Table(title=title, title_justify="left", show_edge=False)
@@ -44,7 +47,7 @@ class Steps:
         table.add_column("result")
         table.add_column("time", justify="right")
         for name, result, spent in self.done:
-            table.add_row(name, result, f"{spent:.1f}s")
+            table.add_row(escape(name), escape(result), f"{spent:.1f}s")
         total = time.monotonic() - self.started
         table.add_row("[bold]total[/]", "", f"[bold]{total:.1f}s[/]")
         console.print(table)

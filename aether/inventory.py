@@ -259,7 +259,7 @@ def _per_env(node, environments):
     return out
 
 
-def _practices(node):
+def _practices(node, origins):
     practices = {}
     for code, spec in node.items():
         _Node(node.source, spec.path, code).text(r"^[a-z0-9]+$", " (a practice code is short lowercase)")
@@ -267,31 +267,47 @@ def _practices(node):
         practices[code] = Practice(
             code=code,
             name=spec.get("name").text(),
-            domains=tuple(ascii_domain(d) for d in spec.get("domains").list()),
+            domains=tuple(_claim(d, ascii_domain(d), origins) for d in spec.get("domains").list()),
             local=ascii_domain(local) if local.value is not None else None,
         )
     return practices
 
 
-def _app_domains(node, environments, practices):
-    """Each environment's domains; "{practice}" in a pattern fans out."""
+def _app_domains(node, environments, practices, origins):
+    """Each environment's domains; "{practice}" in a pattern fans out.
+
+    ``origins`` maps each domain to the key path that first claimed it, so
+    a domain claimed twice is reported at both places.
+    """
     out = {}
     for env, patterns in _per_env(node, environments).items():
         resolved = []
         for pattern in patterns.list():
             if pattern.value == "practice-domains":
-                resolved += [(d, p.code) for p in practices.values() for d in p.domains]
+                for practice in practices.values():
+                    for index, domain in enumerate(practice.domains):
+                        where = f"practices.{practice.code}.domains[{index}]"
+                        resolved.append((_claim(pattern, domain, origins, where), practice.code))
             elif isinstance(pattern.value, str) and "{practice}" in pattern.value:
                 for code in practices:
                     one = _Node(pattern.source, pattern.path, pattern.value.replace("{practice}", code))
-                    resolved.append((ascii_domain(one), code))
+                    resolved.append((_claim(pattern, ascii_domain(one), origins), code))
             else:
-                resolved.append((ascii_domain(pattern), None))
+                resolved.append((_claim(pattern, ascii_domain(pattern), origins), None))
         out[env] = tuple(resolved)
     return out
 
 
-def _apps(node, environments, practices):
+def _claim(node, domain, origins, where=None):
+    """Record that ``where`` serves ``domain``; fail if another key does."""
+    where = where or node.path
+    if domain in origins and origins[domain] != where:
+        raise InventoryError(node.source, where, f"domain {domain} is already used by {origins[domain]}")
+    origins.setdefault(domain, where)
+    return domain
+
+
+def _apps(node, environments, practices, origins):
     apps = {}
     for name, spec in node.items():
         _Node(node.source, spec.path, name).text(_NAME.pattern, " (lowercase letters, digits, -)")
@@ -309,7 +325,7 @@ def _apps(node, environments, practices):
             repo=spec.get("repo").text(),
             target=spec.get("target", "production").text(),
             services=services,
-            domains=_app_domains(spec.get("domains"), environments, practices),
+            domains=_app_domains(spec.get("domains"), environments, practices, origins),
             redis=redis,
             database=database.text() if database.value is not None else None,
         )
@@ -385,17 +401,8 @@ def _host(name, spec, environments, apps, layout_root):
     )
 
 
-def _check_unique(inventory_node, apps):
-    """No domain or Redis DB may serve two masters."""
-    seen = {}
-    for app in apps.values():
-        for env, domains in app.domains.items():
-            for domain, _ in domains:
-                where = f"apps.{app.name}.domains.{env}"
-                if domain in seen:
-                    raise InventoryError(inventory_node.source, where,
-                                         f"domain {domain} is already used by {seen[domain]}")
-                seen[domain] = where
+def _check_redis(inventory_node, apps):
+    """No Redis DB may serve two apps or environments."""
     dbs = {}
     for app in apps.values():
         for env, roles in app.redis.items():
@@ -418,9 +425,10 @@ def parse(text, source="hosts.yml"):
     root = _Node(source, "", data)
     environments = tuple(e.text(_NAME.pattern) for e in root.get("environments").list())
     layout_root = root.get("layout").get("root").text(r"^/", " (an absolute path)")
-    practices = _practices(root.get("practices"))
-    apps = _apps(root.get("apps"), environments, practices)
-    _check_unique(root, apps)
+    origins = {}
+    practices = _practices(root.get("practices"), origins)
+    apps = _apps(root.get("apps"), environments, practices, origins)
+    _check_redis(root, apps)
     hosts = {name: _host(name, spec, environments, apps, layout_root)
              for name, spec in root.get("hosts").items()}
     databases = tuple(d.text(r"^[a-z][a-z0-9_]*$", " (lowercase letters, digits, _)") for d in root.get("databases", []).list())

@@ -155,20 +155,29 @@ def _ensure_stand_ins(base, docker_host):
 
 
 def _ensure_git_remote(paths, app, example):
-    """A bare repository holding the stand-in app, as the server's remote."""
+    """A bare repository whose main branch holds the stand-in app.
+
+    Created on first use; later runs commit the example folder again only
+    when it changed, so the sandbox always deploys the current stand-in.
+    """
     bare = paths.git / f"{app}.git"
-    if (bare / "refs" / "heads" / "main").exists():
-        return "kept"
-    local.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)])
+    created = not (bare / "HEAD").exists()
+    if created:
+        local.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)])
     with tempfile.TemporaryDirectory() as work:
+        git = ["git", "-C", work, "-c", "user.name=Aether sandbox",
+               "-c", "user.email=sandbox@aether.invalid"]
+        local.run(["git", "clone", "-q", str(bare), work])
+        local.run(git[:3] + ["checkout", "-q", "-B", "main"])
+        local.run(["find", work, "-mindepth", "1", "-maxdepth", "1", "!", "-name", ".git",
+                   "-exec", "rm", "-rf", "{}", "+"])
         local.run(["cp", "-a", f"{example}/.", work])
-        git = ["git", "-C", work, "-c", "user.name=Aether sandbox", "-c",
-               "user.email=sandbox@aether.invalid"]
-        local.run(git[:3] + ["init", "-q", "-b", "main"])
         local.run(git + ["add", "-A"])
-        local.run(git + ["commit", "-q", "-m", f"{app} stand-in"])
-        local.run(git[:3] + ["push", "-q", str(bare), "main"])
-    return "created"
+        if not local.run(git + ["status", "--porcelain"]).stdout.strip():
+            return "up to date"
+        local.run(git + ["commit", "-q", "-m", f"{app} stand-in from examples/{app}"])
+        local.run(git + ["push", "-q", "origin", "main"])
+    return "created" if created else "updated from examples/"
 
 
 @local_task
@@ -262,3 +271,53 @@ def down(c, purge=False):
 
 
 namespace = Collection("sandbox", up, down, status)
+
+
+def fetch_page(url, host_header, timeout=5):
+    """GET url with a Host header; (status, commit header, first line of body)."""
+    import http.client
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        connection.request("GET", "/", headers={"Host": host_header})
+        response = connection.getresponse()
+        body = response.read().decode("utf-8", "replace")
+        return response.status, response.getheader("X-Helios-Commit", ""), body
+    except OSError as error:
+        return None, "", str(error)
+    finally:
+        connection.close()
+
+
+@local_task(help={"env": "prod, staging or dev (default prod)", "json": "print JSON"})
+def visit(c, env="prod", json_=False):
+    """Fetch every Helios domain of ENV through the sandbox's nginx."""
+    import re
+    from rich.table import Table
+    facts = _facts()
+    app = inventory.load().app("helios")
+    if env not in app.domains:
+        raise AetherError(f"unknown environment {env!r}; pass --env prod, staging or dev")
+    rows = []
+    for domain, code in app.domains[env]:
+        status, commit, body = fetch_page(facts["http_url"], domain)
+        practice = re.search(r'data-practice="([^"]+)"', body or "")
+        rows.append({"domain": domain, "status": status, "practice": practice.group(1) if practice else "",
+                     "expected": code or "", "commit": commit})
+    if json_:
+        print(json.dumps(rows, indent=2))
+    else:
+        table = Table(title=f"helios {env} through {facts['http_url']}", title_justify="left")
+        for column in ("domain", "status", "practice", "commit"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row["domain"], str(row["status"]), row["practice"], row["commit"][:12])
+        console.print(table)
+    bad = [r["domain"] for r in rows if r["status"] != 200 or r["practice"] != r["expected"]]
+    if bad:
+        raise AetherError(f"{len(bad)} domain(s) of helios {env} did not answer as expected: "
+                          f"{', '.join(bad)}; deploy first: fab -H sandbox helios.deploy --env {env}")
+
+
+namespace.add_task(visit)

@@ -50,7 +50,13 @@ const server = http.createServer((req, res) => {
   }
   if (path === '/api/revalidate' && req.method === 'POST') return revalidate(req, res);
   const practice = practiceFor(req);
-  if (!practice) return send(res, 404, 'text/plain', 'unknown practice\n');
+  if (!practice) {
+    // An environment's own domain (staging.helios...): list its practices.
+    const names = [...new Set(Object.values(practices).map((p) => p.name))];
+    return send(res, 200, 'text/html; charset=utf-8',
+      `<!doctype html><title>Helios</title><p data-practice="">commit ${commit}</p>` +
+      `<ul>${names.map((n) => `<li>${n}</li>`).join('')}</ul>\n`);
+  }
   send(res, 200, 'text/html; charset=utf-8',
     `<!doctype html><title>${practice.name}</title>` +
     `<h1>${practice.name}</h1><p data-practice="${practice.code}">` +
