@@ -19,6 +19,8 @@ import time
 from datetime import datetime, timezone
 
 from . import files, nginx, release
+from rich.markup import escape
+
 from .console import Steps, console
 from .errors import AetherError, RemoteError
 from .remote import Remote, quote
@@ -49,8 +51,8 @@ class Pipeline:
         self.verbose = verbose
         self.locked = False
 
-    def _echo(self, script):
-        console.print(f"[dim]{_summarise(script)}[/]")
+    def _echo(self, text):
+        console.print(f"[dim]  would: {escape(text)}[/]")
 
     def run(self, ref=None, commit=None, action="deploy"):
         started = time.monotonic()
@@ -78,17 +80,18 @@ class Pipeline:
                           f"{release.Paths(self.host, self.app, self.env).lock}[/]")
 
     def _run(self, ref, commit, audit):
-        host, app, env = self.host, self.app, self.env
+        host, app, env, dry = self.host, self.app, self.env, self.dry
+        would = "would " if dry else ""
         with self.steps.step(f"inspect {app.name} {env}") as note:
             sections = release.parse_sections(self.remote.run(
                 release.inspect_script(host, app, env, f"{owner()} since {now()} ({ref or commit})",
-                                       take_lock=not self.dry), changes=False).stdout)
+                                       take_lock=not dry), changes=False).stdout)
             if "locked" in sections:
                 who = " ".join(sections["locked"]) or "someone"
                 raise AetherError(
                     f"{app.name} {env} on {host.name} is locked by {who}; if that deploy is dead, "
                     f"run: fab -H {host.name} {app.name}.unlock --env {env}")
-            self.locked = not self.dry
+            self.locked = not dry
             states = release.states(sections)
             current = states.get(env, {})
             live = current.get("live")
@@ -99,44 +102,56 @@ class Pipeline:
         if commit is None:
             with self.steps.step(f"fetch {ref}") as note:
                 commit = self._fetch(ref)
-                note["result"] = commit[:12] if commit else "(resolved on the server)"
-        tag = release.image(app, commit or "0" * 40)
-        with self.steps.step(f"build {tag}", dry=self.dry) as note:
-            out = self.remote.run(release.build_script(host, app, commit or "COMMIT"), timeout=1800,
+                note["result"] = commit[:12]
+        tag = release.image(app, commit)
+        with self.steps.step(f"build {tag}", dry=dry) as note:
+            out = self.remote.run(release.build_script(host, app, commit), timeout=1800,
+                                  summary=f"build {tag} from {commit[:12]} unless it exists",
                                   failure=f"building {tag} failed; {env} keeps serving its live release")
-            note["result"] = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "dry"
-        with self.steps.step(f"start {release.project(app, env, color)}", dry=self.dry) as note:
+            note["result"] = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "would build"
+        new_name = app.color_name(env, color)
+        with self.steps.step(f"start {release.project(app, env, color)}", dry=dry) as note:
             install = files.install_script(host.root, app_files(self.inventory, host, app, env))
             self.remote.run(install + "\n" + release.start_script(host, app, env, color, tag, 180),
                             timeout=300,
-                            failure=f"{app.color_name(env, color)} did not become healthy; "
+                            summary=f"write {app.name}'s compose files, start {new_name} "
+                                    f"from {tag}, wait for {app.health}, alias {app.stable_name(env)}",
+                            failure=f"{new_name} did not become healthy; "
                                     f"{env} keeps serving its live release")
-            note["result"] = f"{app.color_name(env, color)} healthy, alias {app.stable_name(env)}"
-        with self.steps.step(f"switch nginx to {color}", dry=self.dry) as note:
+            note["result"] = f"{would}start {new_name}" if dry else \
+                f"{new_name} healthy, alias {app.stable_name(env)}"
+        with self.steps.step(f"switch nginx to {color}", dry=dry) as note:
             try:
                 self.remote.run(self._switch_script(color), timeout=120,
+                                summary=f"point {nginx.live_path(app, env)} at {new_name}, "
+                                        "nginx -t, reload, probe through nginx",
                                 failure=f"nginx did not take {color}; {env} keeps serving its live release")
             except RemoteError:
                 self.remote.run(release.remove_script(host, app, env, color), check=False)
                 raise
-            note["result"] = f"{len(app.domains.get(env, ()))} domains now on {color}"
+            note["result"] = f"{would}serve {len(app.domains.get(env, ()))} domains from {color}"
         if live:
-            with self.steps.step(f"retire {live['color']}", dry=self.dry) as note:
+            old_name = app.color_name(env, live["color"])
+            with self.steps.step(f"retire {live['color']}", dry=dry) as note:
                 self.remote.run(release.retire_script(app, env, live["color"], host.drain_seconds),
-                                timeout=120)
-                note["result"] = f"drained {host.drain_seconds}s, stopped {app.color_name(env, live['color'])}"
+                                timeout=120,
+                                summary=f"wait {host.drain_seconds}s for requests to drain, stop {old_name}")
+                note["result"] = f"{would}drain {host.drain_seconds}s and stop {old_name}"
         new_live = {"color": color, "commit": commit, "image": tag, "ref": ref,
                     "at": now(), "by": owner()}
         state = release.next_state(current, app, env, new_live)
         states[env] = state
         audit.update(commit=commit, color=color, result="ok")
-        with self.steps.step("record release", dry=self.dry) as note:
+        with self.steps.step("record release", dry=dry) as note:
             keep = release.images_to_keep(states, host.keep_releases)
-            self.remote.run(release.finish_script(host, app, env, state, audit, keep))
+            self.remote.run(release.finish_script(host, app, env, state, audit, keep),
+                            summary=f"record {commit[:12]} live on {color}, append to the audit "
+                                    f"log, keep {len(keep)} image(s), release the lock")
             self.locked = False
-            note["result"] = f"kept {len(keep)} image(s)"
+            note["result"] = f"{would}keep {len(keep)} image(s)"
+        verdict = "dry run, nothing changed" if dry else f"{commit[:12]} live on {color}"
         self.steps.summary(
-            f"{app.name} {env} on {host.name}: {commit[:12] if commit else 'dry run'} live on {color}",
+            f"{app.name} {env} on {host.name}: {verdict}",
             [f"[dim]{self.remote.connections} SSH connection(s), "
              f"{self.remote.commands} remote command(s)[/]"])
         return new_live
@@ -152,15 +167,14 @@ class Pipeline:
                 self.host.root, nginx_files_with_live(self.inventory, self.host),
                 check=nginx.check_script(self.inventory, self.host),
                 create_only=live_paths(self.inventory, self.host))
-            self.remote.run(nginx.up_script(self.inventory, self.host, install), timeout=300)
-            note["result"] = "nginx-proxy running"
+            self.remote.run(nginx.up_script(self.inventory, self.host, install), timeout=300,
+                            summary="create the Docker networks, push nginx's files, start nginx-proxy")
+            note["result"] = "would start nginx-proxy" if self.dry else "nginx-proxy running"
 
     def _fetch(self, ref):
-        script = release.fetch_script(self.host, self.app, ref)
-        if self.dry:
-            self.remote.echo(script)
-            return None
-        outcome = self.remote.run(script, timeout=600, check=False)
+        """Fetch and resolve REF; a dry run resolves it without fetching."""
+        script = release.fetch_script(self.host, self.app, ref, fetch=not self.dry)
+        outcome = self.remote.run(script, timeout=600, check=False, changes=False)
         if outcome.exited == 64:
             raise AetherError(f"unknown ref {ref!r}: no branch, tag or commit of that name in "
                               f"{self.host.repo(self.app)}; push it first or check the spelling")
@@ -203,10 +217,3 @@ def nginx_files_with_live(inventory, host):
     for app, env, _ in nginx.vhosts(inventory, host):
         out[nginx.live_path(app, env)] = nginx.live_file(app, env, release.COLORS[0])
     return out
-
-
-def _summarise(script):
-    lines = [line for line in script.splitlines() if line.strip()]
-    if len(lines) > 12:
-        return "\n".join(lines[:10] + [f"... ({len(lines) - 10} more lines)"])
-    return "\n".join(lines)

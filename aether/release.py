@@ -118,15 +118,28 @@ def states(sections):
     return out
 
 
-def fetch_script(host, app, ref):
+def fetch_script(host, app, ref, fetch=True):
     """Fetch the app's remote into ROOT/APP/repo and print REF's commit.
 
     REF is tried as a branch of origin, then a tag, then a commit. It is
-    passed as one quoted word and never as an option.
+    passed as one quoted word and never as an option. With ``fetch=False``
+    (dry runs) nothing is written: REF is resolved with ls-remote, or in
+    the existing clone when it names a commit.
     """
     paths = Paths(host, app, env="")
-    return "\n".join([
-        f"repo={quote(paths.repo)} url={quote(host.repo(app))} ref={quote(ref)}",
+    head = [f"repo={quote(paths.repo)} url={quote(host.repo(app))} ref={quote(ref)}"]
+    if not fetch:
+        return "\n".join(head + [
+            # A branch wins over a tag; an annotated tag resolves to its commit.
+            'found=$(git ls-remote "$url" | REF="$ref" awk \'$2 == "refs/heads/" ENVIRON["REF"] {b = $1}'
+            ' $2 == "refs/tags/" ENVIRON["REF"] "^{}" {p = $1} $2 == "refs/tags/" ENVIRON["REF"] {t = $1}'
+            ' END {print b ? b : (p ? p : t)}\')',
+            'if [ -n "$found" ]; then echo "$found"; exit 0; fi',
+            'if [ -d "$repo/.git" ] && commit=$(git -C "$repo" rev-parse --verify --quiet'
+            ' --end-of-options "$ref^{commit}"); then echo "$commit"; exit 0; fi',
+            'echo "unknown ref" >&2; exit 64',
+        ])
+    return "\n".join(head + [
         'if [ ! -d "$repo/.git" ]; then git clone --quiet --no-checkout "$url" "$repo"; fi',
         'git -C "$repo" remote set-url origin "$url"',
         'git -C "$repo" fetch --quiet --prune --tags origin "+refs/heads/*:refs/remotes/origin/*"',

@@ -91,15 +91,15 @@ class Remote:
             self._connection = self._connect()
         return self._connection
 
-    def run(self, script, *, changes=True, timeout=None, check=True, failure=None):
+    def run(self, script, *, changes=True, timeout=None, check=True, failure=None, summary=None):
         """Run a bash script on the host and return its Outcome.
 
         ``changes`` marks a step that modifies the server: in dry mode it
-        is shown, not run. A failed step raises RemoteError with
+        is shown (its one-line ``summary``, else the script), not run. A failed step raises RemoteError with
         ``failure`` (or a default) and the step's last output lines.
         """
         if self.dry and changes:
-            self.echo(script)
+            self.echo(summary or script)
             return Outcome("", "", 0)
         self.commands += 1
         try:
