@@ -57,3 +57,25 @@ def _heredoc_body(text):
 
 def changed_paths(stdout):
     return [line[len("changed "):] for line in stdout.splitlines() if line.startswith("changed ")]
+
+
+def diff_script(root, files, create_only=()):
+    """A read-only bash script printing a unified diff per file that would change.
+
+    Each differing file starts with ``changed PATH``; a file missing on
+    the server diffs against /dev/null. Create-only files that exist are
+    skipped, as the install would skip them.
+    """
+    lines = [f"root={quote(root.rstrip('/'))}"]
+    for path, text in files.items():
+        target = f'"$root/"{quote(path)}'
+        guard = f"[ -e {target} ] || " if path in create_only else ""
+        lines += [
+            f"{guard}{{ if [ -e {target} ]; then old={target}; else old=/dev/null; fi",
+            f"  if ! out=$(diff -u --label {quote('server/' + path)} --label {quote('new/' + path)}"
+            f" \"$old\" - <<'AETHER_EOF'",
+            _heredoc_body(text),
+            "AETHER_EOF",
+            "  ); then printf 'changed %s\\n%s\\n' " + quote(path) + ' "$out"; fi; }',
+        ]
+    return "\n".join(lines)

@@ -39,7 +39,13 @@ def _traceback(error):
 
 
 def render(name, **context):
-    """Render ``templates/NAME`` with ``context``; fail loudly and precisely."""
+    """Render ``templates/NAME`` with ``context``; fail loudly and precisely.
+
+    ``source`` (the inventory's path) is reduced to its file name, so the
+    same inventory read from another folder renders identical files.
+    """
+    if "source" in context:
+        context["source"] = Path(str(context["source"])).name
     try:
         return _environment.get_template(name).render(**context)
     except jinja2.UndefinedError as error:

@@ -3,9 +3,14 @@ from aether import deploy, files, nginx
 from aether.cli import server_task, target_host
 from aether.console import Steps, console
 from aether.remote import Remote, quote
+from rich.markup import escape
 
 
-@server_task(help={"dry": "show what would change, change nothing"})
+def _files(inventory, host):
+    return (deploy.nginx_files_with_live(inventory, host), deploy.live_paths(inventory, host))
+
+
+@server_task(help={"dry": "show the diff of what would change, change nothing"})
 def push(c, dry=False):
     """Push nginx config and vhosts; test, reload, restore on failure.
 
@@ -14,19 +19,42 @@ def push(c, dry=False):
     Example: fab -H sandbox nginx.push --dry
     """
     inventory, host = target_host(c)
+    if dry:
+        return _show_diff(inventory, host)
     steps = Steps(host.name)
-    with Remote(host, dry=dry, echo=lambda s: console.print(f"[dim]{s}[/]")) as remote:
-        with steps.step("push nginx configuration", dry=dry) as note:
-            install = files.install_script(
-                host.root, deploy.nginx_files_with_live(inventory, host),
-                check=nginx.check_script(inventory, host),
-                create_only=deploy.live_paths(inventory, host))
+    rendered, create_only = _files(inventory, host)
+    with Remote(host) as remote:
+        with steps.step("push nginx configuration") as note:
+            install = files.install_script(host.root, rendered, create_only=create_only,
+                                           check=nginx.check_script(inventory, host))
             out = remote.run(nginx.up_script(inventory, host, install), timeout=300,
                              failure=f"nginx on {host.name} kept its previous configuration")
             changed = files.changed_paths(out.stdout)
             note["result"] = ("changed " + ", ".join(changed)) if changed else "nothing to change"
         steps.summary(f"nginx on {host.name}",
-                      [f"[dim]{remote.connections} SSH connection(s), {remote.commands} remote command(s)[/]"])
+                      [f"[dim]{remote.connections} SSH connection(s), "
+                       f"{remote.commands} remote command(s)[/]"])
+
+
+@server_task
+def diff(c):
+    """Show how the server's nginx files differ from hosts.yml."""
+    inventory, host = target_host(c)
+    _show_diff(inventory, host)
+
+
+def _show_diff(inventory, host):
+    rendered, create_only = _files(inventory, host)
+    with Remote(host) as remote:
+        out = remote.run(files.diff_script(host.root, rendered, create_only), changes=False).stdout
+    changed = files.changed_paths(out)
+    for line in out.splitlines():
+        if line.startswith("changed "):
+            continue
+        style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+        console.print(f"[{style}]{escape(line)}[/]")
+    console.print(f"{len(changed)} file(s) would change: {', '.join(changed)}" if changed
+                  else "nothing to change")
 
 
 @server_task
