@@ -7,6 +7,8 @@ from aether.console import console
 from aether.deploy import Pipeline
 from aether.errors import AetherError
 from aether.remote import Remote, quote
+from rich.markup import escape
+from rich.table import Table
 
 APP = "helios"
 HELP = {"env": "prod, staging or dev", "dry": "show what would change, change nothing"}
@@ -71,13 +73,21 @@ def status(c, json_=False):
     if json_:
         print(json.dumps({"states": states, "containers": sections.get("containers", [])}, indent=2))
         return
+    running = {line.split()[0]: line.split()[1] for line in sections.get("containers", [])}
+    table = Table(title=f"{APP} on {host.name}", title_justify="left")
+    for column in ("env", "color", "commit", "ref", "since", "by", "container", "kept"):
+        table.add_column(column)
     for env in host.environments:
-        live = states.get(env, {}).get("live")
-        line = (f"{env:8} {live['color']:5} {live['commit'][:12]} {live.get('ref') or ''} "
-                f"since {live['at']} by {live['by']}") if live else f"{env:8} nothing deployed"
-        console.print(line)
-    for container in sections.get("containers", []):
-        console.print(f"  [dim]{container}[/]")
+        state = states.get(env, {})
+        live = state.get("live")
+        if not live:
+            table.add_row(env, "-", "nothing deployed", "", "", "", "", "")
+            continue
+        name = app.color_name(env, live["color"])
+        kept = ", ".join(r["commit"][:7] for r in state.get("history", [])[:host.keep_releases])
+        table.add_row(env, live["color"], live["commit"][:12], escape(live.get("ref") or ""),
+                      live["at"], live["by"], f"{name} {running.get(name, 'missing')}", kept)
+    console.print(table)
 
 
 @server_task(help={"env": "prod, staging or dev", "lines": "how many lines (default 100)"})
@@ -87,11 +97,15 @@ def logs(c, env, lines=100):
     check_env(inventory, host, env)
     app = inventory.app(APP)
     with Remote(host) as remote:
-        out = remote.run(f"docker logs --tail {int(lines)} {quote(app.stable_name(env))}-"
-                         f"$(docker inspect -f '{{{{index .Config.Labels \"aether.color\"}}}}' "
-                         f"$(docker ps -q --filter label=aether.app={APP} --filter label=aether.env={quote(env)} | head -1)) 2>&1",
-                         changes=False, check=False)
-    console.print(out.stdout.rstrip())
+        sections = release.parse_sections(remote.run(
+            release.inspect_script(host, app, env, "", take_lock=False), changes=False).stdout)
+        live = release.states(sections).get(env, {}).get("live")
+        if not live:
+            raise AetherError(f"nothing is deployed to {APP} {env} on {host.name} yet")
+        name = app.color_name(env, live["color"])
+        out = remote.run(f"docker logs --tail {int(lines)} {quote(name)} 2>&1", changes=False)
+    console.print(f"[bold]{name}[/] ({live['commit'][:12]})")
+    console.print(escape(out.stdout.rstrip()))
 
 
 @server_task(help={"env": "prod, staging or dev"})
