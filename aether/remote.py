@@ -115,6 +115,18 @@ class Remote:
                               last_lines(outcome.stdout + "\n" + outcome.stderr))
         return outcome
 
+    def attach(self, script, tty=True):
+        """Run a script wired to this terminal (psql, redis-cli); its exit status.
+
+        Without ``tty`` (a pipe, a test) output is streamed and stdin is
+        left closed, so nothing waits for input that will never come.
+        """
+        self.commands += 1
+        result = self.connection.run(command("bash", "-c", "set -euo pipefail\n" + script),
+                                     pty=tty, warn=True, hide=False,
+                                     **({} if tty else {"in_stream": False}))
+        return result.exited
+
     def close(self):
         if self._connection is not None:
             self._connection.close()
