@@ -36,6 +36,8 @@ _MISSING = object()
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _MEMORY = re.compile(r"^[0-9]+[kmg]$")
 _RESTART = ("always", "unless-stopped", "on-failure", "no")
+# An age public key: "age1" and 58 characters of the bech32 alphabet.
+_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 
 
 def inventory_path():
@@ -211,6 +213,20 @@ class Host:
 
 
 @dataclass(frozen=True)
+class Secrets:
+    """Who can read the encrypted env files, and which key this checkout uses.
+
+    ``recipients`` maps a name (a person, a server, the sandbox) to an age
+    public key; every ``envs/APP/.env.ENV.enc`` is encrypted to all of them.
+    ``identity`` is the private key file to decrypt with when
+    SOPS_AGE_KEY_FILE is not set, relative to the inventory's folder.
+    """
+
+    recipients: dict
+    identity: str | None
+
+
+@dataclass(frozen=True)
 class Inventory:
     source: str
     environments: tuple
@@ -220,6 +236,7 @@ class Inventory:
     shared: dict
     hosts: dict
     databases: tuple = field(default=())
+    secrets: Secrets | None = None
 
     def host(self, name):
         if name not in self.hosts:
@@ -401,6 +418,25 @@ def _host(name, spec, environments, apps, layout_root):
     )
 
 
+def _secrets(node):
+    if node.value is None:
+        return None
+    recipients, owners = {}, {}
+    for name, key in node.get("recipients").items():
+        _Node(node.source, key.path, name).text(_NAME.pattern, " (lowercase letters, digits, -)")
+        public = key.text(_AGE_RECIPIENT.pattern,
+                          " (an age public key: age1 and 58 more characters, as age-keygen -y prints it)")
+        if public in owners:
+            key.fail(f"the same key as {owners[public]}")
+        owners[public] = key.path
+        recipients[name] = public
+    if not recipients:
+        node.get("recipients").fail("list at least one age public key")
+    identity = node.get("identity", None)
+    return Secrets(recipients=recipients,
+                   identity=identity.text() if identity.value is not None else None)
+
+
 def _check_redis(inventory_node, apps):
     """No Redis DB may serve two apps or environments."""
     dbs = {}
@@ -441,6 +477,7 @@ def parse(text, source="hosts.yml"):
         shared=_shared(root.get("shared")),
         hosts=hosts,
         databases=databases,
+        secrets=_secrets(root.get("secrets", None)),
     )
 
 
