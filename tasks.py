@@ -6,6 +6,6 @@ the inventory's plan and rendered files, secrets, the developer's setup.
 """
 from invoke import Collection
 
-from aether.tasks import infra, sandbox
+from aether.tasks import infra, sandbox, secrets
 
-namespace = Collection(sandbox.namespace, infra.namespace)
+namespace = Collection(sandbox.namespace, infra.namespace, secrets.namespace)

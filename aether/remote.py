@@ -91,6 +91,39 @@ class Remote:
             self._connection = self._connect()
         return self._connection
 
+    def feed(self, script, data, *, timeout=60, failure=None, summary=None):
+        """Run a script that reads ``data`` (text) on its standard input.
+
+        The data travels inside the SSH channel, so it is in no command
+        line and no process list, and it is never echoed: in dry mode only
+        the ``summary`` (else the script) is shown. Always a step that
+        changes the server.
+        """
+        if self.dry:
+            self.echo(summary or script)
+            return Outcome("", "", 0)
+        self.commands += 1
+        channel = self.connection.client.get_transport().open_session(timeout=15)
+        try:
+            channel.settimeout(timeout)
+            channel.exec_command(command("bash", "-c", "set -euo pipefail\n" + script))
+            channel.sendall(data.encode("utf-8"))
+            channel.shutdown_write()
+            stdout = channel.makefile("rb").read().decode("utf-8", "replace")
+            stderr = channel.makefile_stderr("rb").read().decode("utf-8", "replace")
+            outcome = Outcome(stdout, stderr, channel.recv_exit_status())
+        except TimeoutError:
+            raise RemoteError(failure or f"{self.host.name}: a step ran over {timeout}s") from None
+        except (OSError, paramiko.SSHException) as error:
+            raise RemoteError(failure or f"{self.host.name}: the SSH channel broke: {error}") from None
+        finally:
+            channel.close()
+        if not outcome.ok:
+            raise RemoteError(failure or f"{self.host.name}: a remote step failed "
+                              f"(exit status {outcome.exited})",
+                              last_lines(outcome.stdout + "\n" + outcome.stderr))
+        return outcome
+
     def run(self, script, *, changes=True, timeout=None, check=True, failure=None, summary=None):
         """Run a bash script on the host and return its Outcome.
 

@@ -12,6 +12,6 @@ from invoke import Collection
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from . import helios, nginx, shared  # noqa: E402
+from . import helios, nginx, secrets, shared  # noqa: E402
 
-namespace = Collection(helios, nginx, shared)
+namespace = Collection(helios, nginx, secrets, shared)
