@@ -24,6 +24,7 @@ from rich.markup import escape
 from .console import Steps, console
 from .errors import AetherError, RemoteError
 from .remote import Remote, quote
+from . import secrets
 
 
 def owner():
@@ -82,6 +83,12 @@ class Pipeline:
     def _run(self, ref, commit, audit):
         host, app, env, dry = self.host, self.app, self.env, self.dry
         would = "would " if dry else ""
+        required = secrets.example_keys(app.name)
+        if required is not None:    # the app's env file must be pushed, with every key
+            with self.steps.step(f"env file {secrets.server_path(host, app.name, env)}") as note:
+                outcome = self.remote.run(secrets.pushed_check_script(host, app.name, env, required),
+                                          changes=False, check=False)
+                note["result"] = secrets.pushed_check_result(host, app.name, env, outcome, required)
         with self.steps.step(f"inspect {app.name} {env}") as note:
             sections = release.parse_sections(self.remote.run(
                 release.inspect_script(host, app, env, f"{owner()} since {now()} ({ref or commit})",

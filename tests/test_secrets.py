@@ -769,3 +769,36 @@ class TestPushToTheSandbox:
         assert result.returncode == 1 and one_line(result).endswith(
             "apps.hermes: unknown app (known: helios, aletheia)")
 
+
+class TestTheDeployChecksThePushedFile:
+    def test_a_missing_file_stops_the_deploy_before_anything_runs(self, pushed):
+        result = pushed.run("fab", "-H", "sandbox", "helios.deploy", "--env", "absent", "--dry")
+        assert result.returncode == 1
+        root = inventory.load().host("sandbox").root
+        assert one_line(result) == (
+            f"error: helios absent on sandbox has no env file ({root}/helios/envs/.env.absent); "
+            "push it first: fab -H sandbox secrets.push --app helios --env absent")
+        assert "inspect" not in result.stdout
+
+    def test_a_file_lacking_a_key_of_the_example_stops_it(self, pushed):
+        lacking = "".join(l + "\n" for l in example_file().splitlines()
+                          if not l.startswith("UMAMI_WEBSITE_ID="))
+        pushed.encrypt("lacking", lacking)
+        pushed_result = push(pushed, "lacking")
+        assert pushed_result.returncode == 0
+        assert "helios lacking lacks UMAMI_WEBSITE_ID (listed in envs/helios/.env.example)" \
+            in pushed_result.stdout
+        result = pushed.run("fab", "-H", "sandbox", "helios.deploy", "--env", "lacking", "--dry")
+        assert result.returncode == 1
+        assert one_line(result).endswith(
+            "/helios/envs/.env.lacking on sandbox lacks UMAMI_WEBSITE_ID (listed in "
+            "envs/helios/.env.example); add them with inv secrets.edit helios lacking, then "
+            "fab -H sandbox secrets.push --app helios --env lacking")
+
+    def test_the_sandbox_has_every_env_file_the_deploys_need(self, sandbox):
+        root = Path(sandbox["server_root"])
+        for app in ("helios", "aletheia"):
+            for env in ("prod", "staging", "dev"):
+                path = root / app / "envs" / f".env.{env}"
+                assert oct(path.stat().st_mode & 0o777) == "0o600", path
+                assert list(dotenv_values(path)) == secrets.example_keys(app, ROOT)

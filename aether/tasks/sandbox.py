@@ -15,6 +15,7 @@ from .. import sandbox as build
 from ..cli import local_task
 from ..console import Steps, console
 from ..errors import AetherError
+from .secrets import push_all as push_env_files
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -213,6 +214,8 @@ def up(c):
         results = [f"{app} {_ensure_git_remote(paths, app, build.PROJECT / 'examples' / app)}"
                    for app in ("helios",) if (build.PROJECT / "examples" / app).is_dir()]
         note["result"] = ", ".join(results)
+    with steps.step("env files") as note:
+        note["result"] = push_env_files(host)
     steps.summary("sandbox up")
 
 
