@@ -424,8 +424,8 @@ def _secrets(node):
     recipients, owners = {}, {}
     for name, key in node.get("recipients").items():
         _Node(node.source, key.path, name).text(_NAME.pattern, " (lowercase letters, digits, -)")
-        public = key.text(_AGE_RECIPIENT.pattern,
-                          " (an age public key: age1 and 58 more characters, as age-keygen -y prints it)")
+        public = key.text(_AGE_RECIPIENT.pattern, " (an age public key: age1 and 58 more "
+                          "characters, as age-keygen -y prints it)")
         if public in owners:
             key.fail(f"the same key as {owners[public]}")
         owners[public] = key.path

@@ -220,7 +220,8 @@ class TestServerScripts:
         copies = secrets.parse_digests(out)
         keys, whole = secrets.digests(text, "salt")
         assert copies[("helios", "dev")] is None
-        assert copies[("helios", "prod")].keys == keys and copies[("helios", "prod")].digest == whole
+        prod = copies[("helios", "prod")]
+        assert prod.keys == keys and prod.digest == whole
 
     def test_the_deploy_check_is_read_only_and_names_what_lacks(self, tmp_path):
         host = host_with_root(tmp_path)
@@ -414,7 +415,8 @@ class TestBadInputFailsInOneLine:
             "apps.hermes: unknown app (known: helios, aletheia)")
         env = encrypted.run("inv", "secrets.encrypt", "helios", "qa")
         assert env.returncode == 1 and one_line(env) == (
-            "error: unknown environment 'qa' (known: prod, staging, dev, fidelity, lacking, absent)")
+            "error: unknown environment 'qa' "
+            "(known: prod, staging, dev, fidelity, lacking, absent)")
 
     def test_a_wrong_key(self, encrypted, tmp_path):
         other = tmp_path / "other-key.txt"
@@ -423,8 +425,8 @@ class TestBadInputFailsInOneLine:
                                SOPS_AGE_KEY_FILE=str(other))
         assert result.returncode == 1
         assert one_line(result).startswith(
-            f"error: envs/helios/.env.prod.enc is encrypted to tester ({encrypted.public[:12]}…), "
-            f"not to the key in {other}")
+            "error: envs/helios/.env.prod.enc is encrypted to tester "
+            f"({encrypted.public[:12]}…), not to the key in {other}")
         assert not encrypted.plain("prod").exists()
 
     def test_a_missing_key(self, encrypted, tmp_path):
@@ -488,9 +490,10 @@ class TestEdit:
     def test_edit_decrypts_to_a_private_file_encrypts_and_removes_it(self, project):
         project.encrypt("prod", example_file())
         log = project.root / "seen.txt"
-        env = self.editor(project, f'stat -c "%a %n" "$1" "$(dirname "$1")" > {log}\n'
-                                   'sed -i "s/^SMTP_PASSWORD=.*/SMTP_PASSWORD=\'n3w v4lue\'/" "$1"\n'
-                                   'echo "NEW_KEY=1" >> "$1"\n')
+        env = self.editor(project, (
+            f'stat -c "%a %n" "$1" "$(dirname "$1")" > {log}\n'
+            'sed -i "s/^SMTP_PASSWORD=.*/SMTP_PASSWORD=\'n3w v4lue\'/" "$1"\n'
+            'echo "NEW_KEY=1" >> "$1"\n'))
         result = project.run("inv", "secrets.edit", "helios", "prod", **env)
         assert result.returncode == 0, result.stderr
         assert "encrypted envs/helios/.env.prod.enc: added NEW_KEY; changed SMTP_PASSWORD" \
@@ -802,3 +805,15 @@ class TestTheDeployChecksThePushedFile:
                 path = root / app / "envs" / f".env.{env}"
                 assert oct(path.stat().st_mode & 0o777) == "0o600", path
                 assert list(dotenv_values(path)) == secrets.example_keys(app, ROOT)
+
+
+class TestTheRepository:
+    def test_its_env_files_pass_the_check(self):
+        result = run("inv", "secrets.check")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "6 env files encrypted to sandbox" in result.stdout
+
+    def test_every_environment_has_the_keys_of_its_example(self):
+        result = run("inv", "secrets.diff")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "every environment has every key its example lists" in result.stdout

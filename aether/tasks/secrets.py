@@ -131,8 +131,9 @@ class Project:
             raise AetherError(f"no age key at {path} (from {self.key_origin}); set "
                               "SOPS_AGE_KEY_FILE to your age key file")
         if "AGE-SECRET-KEY-1" not in path.read_text(errors="replace"):
-            raise AetherError(f"{path} (from {self.key_origin}) holds no age private key, at most "
-                              "a public one; point SOPS_AGE_KEY_FILE at the file age-keygen -o wrote")
+            raise AetherError(f"{path} (from {self.key_origin}) holds no age private key, at "
+                              "most a public one; point SOPS_AGE_KEY_FILE at the file "
+                              "age-keygen -o wrote")
         try:
             done = subprocess.run(build.public_keys_argv(path), capture_output=True, text=True,
                                   timeout=30)
@@ -158,10 +159,11 @@ class Project:
     def can_read_back(self):
         """Fail unless our key is among the recipients: we must read what we write."""
         if not set(self.public_keys()) & set(self.recipients.values()):
+            listed = self.named(self.recipients.values())
             raise AetherError(
                 f"the key in {self.key_file} ({self.public_keys()[0][:12]}…) is not among "
-                f"{self.inventory.source}'s secrets.recipients ({self.named(self.recipients.values())}): "
-                "you could not decrypt what you encrypt; add its public key there or use a listed key")
+                f"{self.inventory.source}'s secrets.recipients ({listed}): you could not decrypt "
+                "what you encrypt; add its public key there or use a listed key")
 
     # sops.
 
@@ -416,8 +418,8 @@ def rotate(c, dry=False):
         if set(build.recipients_of(text)) != wanted:
             plan.append((path, shown, text))
     if not plan and not config_changes:
-        console.print(f"every env file is encrypted to {project.named(project.recipients.values())}: "
-                      "nothing to change")
+        console.print("every env file is encrypted to "
+                      f"{project.named(project.recipients.values())}: nothing to change")
         return
     for _, shown, text in plan:
         console.print(f"{'[yellow]dry[/] would re-encrypt' if dry else 're-encrypting'} {shown}: "
@@ -516,7 +518,8 @@ def check(c):
             problems.append(f"{shown}: encrypted to {project.named(build.recipients_of(text))}, "
                             "not to hosts.yml's recipients; run inv secrets.rotate")
     config_path = project.root / build.SOPS_CONFIG
-    if not config_path.is_file() or config_path.read_text() != build.sops_config(project.recipients):
+    config = build.sops_config(project.recipients)
+    if not config_path.is_file() or config_path.read_text() != config:
         problems.append(f"{build.SOPS_CONFIG} does not match hosts.yml's recipients; "
                         "run inv secrets.rotate")
     problems += _scan(project.root, tracked + untracked, _values(project))
