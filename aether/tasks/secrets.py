@@ -206,7 +206,8 @@ class Project:
 
 
 def _keys_table(entries, title):
-    table = Table(title=title, title_justify="left", show_edge=False)
+    console.print(title)
+    table = Table(show_edge=False)
     table.add_column("key")
     table.add_column("value")
     for entry in entries:
@@ -240,7 +241,7 @@ def encrypt(c, app, env, keep=False, dry=False):
                           f"inv secrets.decrypt {app} {env} first")
     plain = _read(plain_path, plain_shown)
     entries = build.parse(plain, plain_shown)
-    before = None
+    before, same = None, False
     if path.exists():
         text = _read(path, shown)
         old = project.decrypt_text(shown, text)
@@ -253,7 +254,7 @@ def encrypt(c, app, env, keep=False, dry=False):
         console.print(f"[yellow]dry[/] would encrypt {plain_shown} into {shown}: {summary}"
                       + ("" if keep else f"; then remove {plain_shown}"))
         return
-    if before is not None and same:
+    if same:
         result = "nothing to change"
     else:
         _write(path, project.encrypt(plain, shown), 0o644)
@@ -284,14 +285,15 @@ def decrypt(c, app, env, dry=False):
         if _lines(_read(plain_path, plain_shown)) != _lines(plain):
             raise AetherError(f"{plain_shown} exists and differs from {shown}: encrypt it "
                               f"(inv secrets.encrypt {app} {env}) or remove it first")
-        os.chmod(plain_path, 0o600)
+        if not dry:
+            os.chmod(plain_path, 0o600)
         console.print(f"{plain_shown} already holds {shown}: nothing to change")
         return
     if dry:
         console.print(f"[yellow]dry[/] would write {plain_shown} (mode 0600), {len(entries)} keys")
         return
     _write(plain_path, plain, 0o600)
-    _keys_table(entries, f"{plain_shown} (mode 0600, ignored by git)")
+    _keys_table(entries, f"wrote {plain_shown} (mode 0600, ignored by git), {len(entries)} keys:")
     console.print(f"encrypt it back with: inv secrets.encrypt {app} {env}")
 
 
