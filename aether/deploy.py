@@ -122,11 +122,11 @@ class Pipeline:
             self.remote.run(install + "\n" + release.start_script(host, app, env, color, tag, 180),
                             timeout=300,
                             summary=f"write {app.name}'s compose files, start {new_name} "
-                                    f"from {tag}, wait for {app.health}, alias {app.stable_name(env)}",
+                                    f"from {tag}, wait for {app.health}",
                             failure=f"{new_name} did not become healthy; "
                                     f"{env} keeps serving its live release")
             note["result"] = f"{would}start {new_name}" if dry else \
-                f"{new_name} healthy, alias {app.stable_name(env)}"
+                f"{new_name} healthy"
         with self.steps.step(f"switch nginx to {color}", dry=dry) as note:
             try:
                 self.remote.run(self._switch_script(color), timeout=120,
@@ -164,10 +164,15 @@ class Pipeline:
         return new_live
 
     def _front_door(self, sections):
-        """Bring up the networks and nginx-proxy if this host lacks them."""
+        """Bring up the networks and nginx-proxy if this host lacks them.
+
+        nginx-proxy is (re)started too when it does not yet answer for the
+        app's stable name, which it holds on the web network.
+        """
         networks = set(sections.get("networks", []))
         running = sections.get("nginx", ["missing"])[0] == "true"
-        if running and networks.issuperset(self.inventory.networks):
+        named = self.app.stable_name(self.env) in sections.get("aliases", [])
+        if running and named and networks.issuperset(self.inventory.networks):
             return
         with self.steps.step("front door (networks, nginx-proxy)", dry=self.dry) as note:
             install = files.install_script(

@@ -34,7 +34,7 @@ def files(inventory, host):
     common = {"host": host, "source": inventory.source}
     out = {
         "nginx/docker-compose.yml": render(
-            "nginx/docker-compose.yml.j2", spec=spec,
+            "nginx/docker-compose.yml.j2", spec=spec, stable_names=stable_names(inventory, host),
             oom_score_adj=host.oom_score(spec.limits.oom_score_adj), **common),
         "nginx/etc/nginx.conf": render("nginx/nginx.conf.j2", **common),
     }
@@ -42,6 +42,11 @@ def files(inventory, host):
         out[f"nginx/etc/conf.d/{app.name}-{env}.conf"] = render(
             "nginx/vhost.conf.j2", app=app, env=env, domains=domains, **common)
     return out
+
+
+def stable_names(inventory, host):
+    """APP-ENV-web of every vhost: the names nginx-proxy answers on the web network."""
+    return [app.stable_name(env) for app, env, _ in vhosts(inventory, host)]
 
 
 def live_path(app, env):

@@ -5,7 +5,7 @@ A release is one git commit of one app, built once into the image
 The live color serves traffic; a deploy starts the other color beside it,
 waits for its health check, points nginx at it, lets the old one drain and
 stops it. Other containers keep using the stable name (``helios-prod-web``),
-an alias the new color takes on the web network once it is healthy.
+which nginx-proxy holds on the web network and passes to the live color.
 
 What each environment runs is recorded on the server, so any laptop sees
 the same truth:
@@ -86,6 +86,8 @@ def inspect_script(host, app, env, owner, take_lock):
         "done",
         "echo '@@networks'; docker network ls --format '{{.Name}}'",
         "echo '@@nginx'; docker inspect -f '{{.State.Running}}' nginx-proxy 2>/dev/null || echo missing",
+        "echo '@@aliases'; docker inspect -f '{{range .NetworkSettings.Networks}}"
+        "{{range .Aliases}}{{println .}}{{end}}{{end}}' nginx-proxy 2>/dev/null || true",
         "echo '@@containers'",
         f"docker ps -a --filter label=aether.app={quote(app.name)} "
         "--format '{{.Names}} {{.State}} {{.Label \"aether.image\"}}'",
@@ -175,8 +177,9 @@ def compose_argv(app, env, color):
 def start_script(host, app, env, color, tag, timeout):
     """Start one color and wait for its health check; on failure remove it.
 
-    Once healthy, the container rejoins the web network with the stable
-    name as an extra alias, so the ISR webhook and API URLs reach it too.
+    The stable name (APP-ENV-web) is not the container's: nginx-proxy
+    holds it and follows the live file, so the new color gets the calls of
+    other containers exactly when it gets the public traffic.
     """
     paths = Paths(host, app, env)
     name = app.color_name(env, color)
@@ -190,9 +193,6 @@ def start_script(host, app, env, color, tag, timeout):
         f"  {compose} down --timeout 5 >/dev/null 2>&1 || true",
         "  exit 70",
         "fi",
-        f"docker network disconnect web {quote(name)}",
-        command("docker", "network", "connect", "--alias", app.stable_name(env),
-                "--alias", name, "web", name),
     ])
 
 
