@@ -5,21 +5,26 @@ The steps, each one remote command over one SSH connection:
   inspect   read the recorded releases, take the deploy lock
   fetch     fetch REF into ROOT/APP/repo and resolve it to a commit
   build     build APP:COMMIT12 from that commit (skipped if it exists)
+  (app)     the app's own steps before the start (Aletheia: migrations)
   start     start the idle color beside the live one, wait for health
   switch    point nginx at it: test the config, reload, check through nginx
   retire    let the old color drain, then stop it
+  (app)     the app's own steps once it is live (Aletheia: its workers)
   record    write the new state and audit line, prune images, unlock
 
 A failure before ``switch`` completes leaves the old color serving and the
-new one removed; the lock is always released and the failure audited.
+new one removed; the lock is always released and the failure audited. The
+app's steps come from ``HOOKS``: a module with ``before_start`` and
+``after_switch`` returning ``release.Step`` lists (see ``aether.aletheia``).
 """
 import getpass
 import socket
 import time
 from datetime import datetime, timezone
 
-from . import files, nginx, release
 from rich.markup import escape
+
+from . import aletheia, files, nginx, release
 
 from .console import Steps, console
 from .errors import AetherError, RemoteError
@@ -33,6 +38,10 @@ def owner():
 
 def now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Apps whose releases add steps of their own.
+HOOKS = {"aletheia": aletheia}
 
 
 def app_files(inventory, host, app, env):
@@ -117,8 +126,12 @@ class Pipeline:
                                   failure=f"building {tag} failed; {env} keeps serving its live release")
             note["result"] = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "would build"
         new_name = app.color_name(env, color)
+        hooks = HOOKS.get(app.name)
+        install = files.install_script(host.root, app_files(self.inventory, host, app, env))
+        if hooks:
+            for step in hooks.before_start(self.inventory, host, app, env, color, tag, install):
+                self._hook(step)
         with self.steps.step(f"start {release.project(app, env, color)}", dry=dry) as note:
-            install = files.install_script(host.root, app_files(self.inventory, host, app, env))
             self.remote.run(install + "\n" + release.start_script(host, app, env, color, tag, 180),
                             timeout=300,
                             summary=f"write {app.name}'s compose files, start {new_name} "
@@ -144,11 +157,19 @@ class Pipeline:
                                 timeout=120,
                                 summary=f"wait {host.drain_seconds}s for requests to drain, stop {old_name}")
                 note["result"] = f"{would}drain {host.drain_seconds}s and stop {old_name}"
+        late_failure = None
+        try:
+            for step in hooks.after_switch(self.inventory, host, app, env, color, tag) if hooks else ():
+                self._hook(step)
+        except AetherError as error:
+            late_failure = error    # the new release is live all the same: record it
         new_live = {"color": color, "commit": commit, "image": tag, "ref": ref,
                     "at": now(), "by": owner()}
         state = release.next_state(current, app, env, new_live)
         states[env] = state
         audit.update(commit=commit, color=color, result="ok")
+        if late_failure:
+            audit.update(result="failed", error=str(late_failure))
         with self.steps.step("record release", dry=dry) as note:
             keep = release.images_to_keep(states, host.keep_releases)
             self.remote.run(release.finish_script(host, app, env, state, audit, keep),
@@ -156,12 +177,26 @@ class Pipeline:
                                     f"log, keep {len(keep)} image(s), release the lock")
             self.locked = False
             note["result"] = f"{would}keep {len(keep)} image(s)"
+        if late_failure:
+            raise late_failure
         verdict = "dry run, nothing changed" if dry else f"{commit[:12]} live on {color}"
         self.steps.summary(
             f"{app.name} {env} on {host.name}: {verdict}",
             [f"[dim]{self.remote.connections} SSH connection(s), "
              f"{self.remote.commands} remote command(s)[/]"])
         return new_live
+
+    def _hook(self, step):
+        """Run one of the app's own steps (a ``release.Step``)."""
+        with self.steps.step(step.title, dry=self.dry and step.changes) as note:
+            outcome = self.remote.run(step.script, changes=step.changes, timeout=step.timeout,
+                                      summary=step.summary, failure=step.failure)
+            if self.dry and step.changes:
+                note["result"] = "not run (dry)"
+            elif step.changes:
+                note["result"] = step.result
+            else:   # a check says what it found
+                note["result"] = (outcome.stdout.strip().splitlines() or [step.result])[-1]
 
     def _front_door(self, sections):
         """Bring up the networks and nginx-proxy if this host lacks them.
@@ -229,3 +264,54 @@ def nginx_files_with_live(inventory, host):
     for app, env, _ in nginx.vhosts(inventory, host):
         out[nginx.live_path(app, env)] = nginx.live_file(app, env, release.COLORS[0])
     return out
+
+
+def _states(host, app):
+    with Remote(host) as remote:
+        sections = release.parse_sections(remote.run(
+            release.inspect_script(host, app, host.environments[0], "", take_lock=False),
+            changes=False).stdout)
+    return release.states(sections), sections.get("containers", [])
+
+
+def rollback(inventory, host, app, env, to=None, dry=False):
+    """Put the previous release of ENV (or the one matching TO) back live."""
+    history = _states(host, app)[0].get(env, {}).get("history", [])
+    if not history:
+        raise AetherError(f"{app.name} {env} on {host.name} has no earlier release to roll back to")
+    pick = history[0] if to is None else next(
+        (r for r in history if r["commit"].startswith(to)), None)
+    if pick is None:
+        kept = ", ".join(r["commit"][:12] for r in history[:host.keep_releases])
+        raise AetherError(f"no kept release of {app.name} {env} matches {to!r} (kept: {kept})")
+    return Pipeline(inventory, host, app, env, dry=dry).run(
+        ref=pick.get("ref"), commit=pick["commit"], action="rollback")
+
+
+def status(host, app):
+    """({env: state}, ["name state image", ...]) of APP on the host."""
+    return _states(host, app)
+
+
+def log_lines(host, app, env, service="web", lines=100):
+    """The last LINES logged by ENV's live web (or one of its workers)."""
+    states, _ = _states(host, app)
+    if service == "web":
+        live = states.get(env, {}).get("live")
+        if not live:
+            raise AetherError(f"nothing of {app.name} {env} is live on {host.name}")
+        name = app.color_name(env, live["color"])
+    elif service in app.services:
+        name = f"{app.name}-{env}-{service}"
+    else:
+        raise AetherError(f"{app.name} has no service {service!r} "
+                          f"(known: {', '.join(app.services)})")
+    with Remote(host) as remote:
+        out = remote.run(f"docker logs --tail {int(lines)} {quote(name)} 2>&1", changes=False,
+                         check=False)
+    return out.stdout
+
+
+def unlock(host, app, env):
+    with Remote(host) as remote:
+        remote.run(release.unlock_script(host, app, env))

@@ -6,7 +6,7 @@ this host cannot set are shown as skipped). ``files(inventory, host)`` is
 every file Aether pushes there, by absolute server path. Neither touches a
 network or a disk.
 """
-from . import apps, nginx, release
+from . import apps, nginx, release, shared
 
 
 def _container(name, image, networks, limits, host, ports=(), role="", note=""):
@@ -28,10 +28,12 @@ def containers(inventory, host):
     out.append(_container(spec.container, spec.image, ["web"], spec.limits, host, ports, "front door"))
     for name in ("postgres", "redis"):
         if name in inventory.shared:
-            shared = inventory.shared[name]
-            publish = [shared.options["publish"]] if "publish" in shared.options else []
-            out.append(_container(shared.container, shared.image, ["backend"], shared.limits,
-                                  host, publish, f"shared {name}"))
+            spec = inventory.shared[name]
+            publish = [spec.options["publish"]] if "publish" in spec.options else []
+            note = (f"maxmemory {spec.options['maxmemory']} {spec.options['maxmemory_policy']}"
+                    if "maxmemory" in spec.options else "every environment's database")
+            out.append(_container(spec.container, spec.image, ["backend"], spec.limits,
+                                  host, publish, f"shared {name}", note))
     for app_name in host.apps:
         app = inventory.apps[app_name]
         for env in host.environments:
@@ -45,9 +47,10 @@ def containers(inventory, host):
                                           per_env[env], host, [f"expose {app.port}"],
                                           f"{app.name} {env}", f"runs as {colors}"))
                 else:
+                    worker = apps.workers(inventory, app)[service]["command"]
                     out.append(_container(f"{app.name}-{env}-{service}", f"{app.name}:COMMIT",
                                           ["backend"], per_env[env], host, [],
-                                          f"{app.name} {env}"))
+                                          f"{app.name} {env}", "celery " + " ".join(worker[5:8])))
     return out
 
 
@@ -70,6 +73,10 @@ def databases(inventory, host):
                             "app": app.name, "env": env})
     out += [{"database": name, "role": name, "app": "shared", "env": "-"}
             for name in inventory.databases]
+    sources = {role: files for _, role, files in shared.roles(inventory, host)}
+    for row in out:
+        row["connect"] = f"{row['role']} only"
+        row["password_from"] = list(sources[row["role"]])
     return out
 
 
@@ -87,11 +94,34 @@ def files(inventory, host):
     """{absolute server path: text} of everything Aether pushes to the host."""
     from .deploy import nginx_files_with_live
     relative = nginx_files_with_live(inventory, host)
+    if "postgres" in inventory.shared and "redis" in inventory.shared:
+        relative.update(shared.files(inventory, host))
     for app_name in host.apps:
         app = inventory.apps[app_name]
         if (apps.TEMPLATES / app.name).is_dir():
             relative.update(apps.compose_files(inventory, host, app))
     return {host.path(path): text for path, text in sorted(relative.items())}
+
+
+def local_files(inventory, host):
+    """{path in the app's repository: text} for developers' machines, never pushed."""
+    out = {}
+    for app_name in host.apps:
+        out.update(apps.local_files(inventory, host, inventory.apps[app_name]))
+    return dict(sorted(out.items()))
+
+
+def release_steps(inventory, host):
+    """{app: [step, ...]}: what APP.deploy does, in order."""
+    from .deploy import HOOKS
+    out = {}
+    for app_name in host.apps:
+        hooks = app_name in HOOKS
+        out[app_name] = (["inspect", "fetch", "build"]
+                         + (["check shared services", "migrate", "collectstatic"] if hooks else [])
+                         + ["start", "switch", "retire"]
+                         + (["restart workers"] if hooks else []) + ["record"])
+    return out
 
 
 def plan(inventory, host):
@@ -104,6 +134,12 @@ def plan(inventory, host):
         "databases": databases(inventory, host),
         "redis": redis_dbs(inventory, host),
         "files": sorted(files(inventory, host)),
+        "local_files": sorted(local_files(inventory, host)),
+        "releases": release_steps(inventory, host),
+        "generated_secrets": sorted({host.path("shared", ".env")} | {
+            path for _, _, paths in shared.roles(inventory, host) for path in paths
+            if "/shared/secrets/" in path} | {
+            shared.fallback_path(host, env) for env in host.environments}),
         "state": {"releases": host.path(".aether", "releases"),
                   "locks": host.path(".aether", "locks"),
                   "audit_log": host.path(".aether", "audit.log")},

@@ -19,6 +19,7 @@ runs them.
 """
 import json
 import re
+from dataclasses import dataclass
 
 from .remote import command, quote
 
@@ -194,6 +195,23 @@ def start_script(host, app, env, color, tag, timeout):
         "  exit 70",
         "fi",
     ])
+
+
+@dataclass(frozen=True)
+class Step:
+    """A remote step an app adds to its release (migrations, workers ...).
+
+    ``failure`` is the one line shown if the script fails; ``changes`` is
+    False for read-only checks, which also run in dry mode.
+    """
+
+    title: str
+    script: str
+    summary: str
+    failure: str
+    result: str
+    changes: bool = True
+    timeout: int = 300
 
 
 def retire_script(app, env, color, drain_seconds):

@@ -12,6 +12,6 @@ from invoke import Collection
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from . import helios, nginx, secrets, shared  # noqa: E402
+from . import aletheia, helios, nginx, secrets, shared  # noqa: E402
 
-namespace = Collection(helios, nginx, secrets, shared)
+namespace = Collection(aletheia, helios, nginx, secrets, shared)

@@ -14,7 +14,11 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class Load:
-    """Send GETs to ``url`` with each Host in turn until stopped."""
+    """Send GETs to ``url`` with each Host in turn until stopped.
+
+    A host may be given as ``(host, path)`` to ask that path of it instead
+    of ``/``; failures are also counted per such target in ``failures``.
+    """
 
     def __init__(self, url, hosts, clients=2, seconds=120, limit=200_000):
         parts = urlsplit(url)
@@ -25,18 +29,22 @@ class Load:
         self.statuses = Counter()
         self.commits = Counter()
         self.errors = Counter()
+        self.failures = Counter()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = []
         self._count = 0
 
-    def _one(self, host):
+    def _one(self, target):
+        host, path = target if isinstance(target, tuple) else (target, "/")
         connection = http.client.HTTPConnection(self.address, self.port, timeout=10)
         try:
-            connection.request("GET", "/", headers={"Host": host, "Connection": "close"})
+            connection.request("GET", path, headers={"Host": host, "Connection": "close"})
             response = connection.getresponse()
             response.read()
-            return response.status, response.getheader("X-Helios-Commit", ""), None
+            commit = (response.getheader("X-Helios-Commit")
+                      or response.getheader("X-Aletheia-Commit") or "")
+            return response.status, commit, None
         except (OSError, http.client.HTTPException) as error:
             return None, "", type(error).__name__
         finally:
@@ -46,10 +54,13 @@ class Load:
         deadline = time.monotonic() + self.seconds
         index = offset
         while not self._stop.is_set() and time.monotonic() < deadline:
-            status, commit, error = self._one(self.hosts[index % len(self.hosts)])
+            target = self.hosts[index % len(self.hosts)]
+            status, commit, error = self._one(target)
             index += 1
             with self._lock:
                 self._count += 1
+                if error or status >= 500:
+                    self.failures[target] += 1
                 if error:
                     self.errors[error] += 1
                 else:

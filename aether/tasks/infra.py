@@ -48,27 +48,38 @@ def plan_(c, host=None, json_=False):
              x["mem_limit"] or "-", x["restart"], x["note"]) for x in result["containers"]])
     _table("vhosts", ["app", "env", "server names", "upstream"],
            [(v["app"], v["env"], "\n".join(v["server_names"]), v["upstream"]) for v in result["vhosts"]])
-    _table("databases", ["database", "role", "app", "env"],
-           [(d["database"], d["role"], d["app"], d["env"]) for d in result["databases"]])
+    _table("databases", ["database", "role", "app", "env", "connect", "password from"],
+           [(d["database"], d["role"], d["app"], d["env"], d["connect"],
+             "\n".join(d["password_from"])) for d in result["databases"]])
     _table("redis", ["db", "app", "env", "use"],
            [(r["db"], r["app"], r["env"], r["use"]) for r in result["redis"]])
+    _table("releases", ["app", "deploy steps"],
+           [(app, " → ".join(steps)) for app, steps in result["releases"].items()])
     _table("files", ["path"], [(path,) for path in result["files"]])
+    _table("local files (developers' machines, never pushed)", ["path"],
+           [(path,) for path in result["local_files"]])
+    _table("generated on the server (0600, never pushed)", ["path"],
+           [(path,) for path in result["generated_secrets"]])
 
 
 @local_task(help={"host": "a host from hosts.yml", "out": "folder to write into (created)"})
 def render(c, host=None, out="out"):
     """Write every file Aether would push to a host into a folder.
 
-    Files are laid out as on the server: OUT/opt/docker/nginx/... for vps1.
+    Files are laid out as on the server: OUT/opt/docker/nginx/... for vps1;
+    files for developers' machines (Aletheia's docker-compose.override.yml)
+    go under OUT/local/APP/.
     """
     inv, target = _host(host)
     written = 0
-    for path, text in plan.files(inv, target).items():
+    local = {f"local/{path}": text for path, text in plan.local_files(inv, target).items()}
+    for path, text in {**plan.files(inv, target), **local}.items():
         destination = Path(out) / path.lstrip("/")
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_text(text)
         written += 1
-    console.print(f"wrote {written} files for {target.name} under {Path(out).resolve()}")
+    console.print(f"wrote {written} files for {target.name} under {Path(out).resolve()}"
+                  f" ({len(local)} for developers under local/)")
 
 
 namespace = Collection("infra", render)

@@ -212,7 +212,7 @@ def up(c):
         note["result"] = ("built " + ", ".join(built)) if built else "all up to date"
     with steps.step("git remotes") as note:
         results = [f"{app} {_ensure_git_remote(paths, app, build.PROJECT / 'examples' / app)}"
-                   for app in ("helios",) if (build.PROJECT / "examples" / app).is_dir()]
+                   for app in ("helios", "aletheia") if (build.PROJECT / "examples" / app).is_dir()]
         note["result"] = ", ".join(results)
     with steps.step("env files") as note:
         note["result"] = push_env_files(host)
