@@ -159,8 +159,9 @@ def status_script(inventory):
     return "\n".join([
         "echo @@containers",
         f"for name in {quote(pg.container)} {quote(rd.container)}; do",
-        "  docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}"
-        "{{else}}-{{end}} {{.Config.Image}} {{.HostConfig.Memory}} {{.HostConfig.OomScoreAdj}}'"
+        "  docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}"
+        "{{.State.Health.Status}}{{else}}-{{end}} {{.Config.Image}} {{.HostConfig.Memory}}"
+        " {{.HostConfig.OomScoreAdj}}'"
         ' "$name" 2>/dev/null | sed "s|^/||" || echo "$name missing"',
         "done",
         f"echo '@@ports'; docker port {quote(pg.container)} 2>/dev/null || true",

@@ -61,7 +61,8 @@ class TestPasswordsStayOnTheServer:
         assert "PASSWORD :'pw'" in script and "SET log_min_error_statement = panic;" in script
 
     def test_a_role_logs_in_with_pgpassword_from_the_environment(self):
-        argv = shared.psql_argv(inventory.load(), "aletheia_prod", role="aletheia_dev", sql="select 1")
+        argv = shared.psql_argv(inventory.load(), "aletheia_prod", role="aletheia_dev",
+                                sql="select 1")
         assert argv[:6] == ["docker", "exec", "-i", "-e", "PGPASSWORD", "shared_postgres"]
         assert "-h" in argv and "127.0.0.1" in argv
 
@@ -162,7 +163,8 @@ class TestOnTheSandbox:
                  if "FATAL" in line or "DETAIL" in line]
         figures("aletheia_dev reading aletheia_prod: " + " / ".join(e.strip() for e in error))
         assert other.returncode == 1
-        assert 'FATAL:  permission denied for database "aletheia_prod"' in other.stdout + other.stderr
+        said = other.stdout + other.stderr
+        assert 'FATAL:  permission denied for database "aletheia_prod"' in said
         assert one_line(other) == "error: psql on aletheia_prod exited with status 2"
 
     def test_nor_to_umami_or_the_postgres_database(self, services):
@@ -173,9 +175,9 @@ class TestOnTheSandbox:
     def test_no_password_shows_in_output_or_in_any_process_argv(self, services):
         passwords = {secret(services, "aletheia-prod"), secret(services, "umami")}
         seen = set()
-        process = subprocess.Popen([str(BIN / "fab"), "-H", "sandbox", "shared.db", "--env", "prod"],
-                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True)
+        process = subprocess.Popen(
+            [str(BIN / "fab"), "-H", "sandbox", "shared.db", "--env", "prod"], cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
         while process.poll() is None and time.monotonic() < deadline:
             argv = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
