@@ -1,7 +1,7 @@
 """helios.*: deploy the practices' Next.js sites with zero downtime."""
 import json
 
-from aether import release
+from aether import deploy as deploy_, release
 from aether.cli import check_env, server_task, target_host
 from aether.console import console
 from aether.deploy import Pipeline
@@ -44,21 +44,7 @@ def rollback(c, env, to=None, dry=False):
     """
     inventory, host = target_host(c)
     check_env(inventory, host, env)
-    app = inventory.app(APP)
-    with Remote(host) as remote:
-        sections = release.parse_sections(remote.run(
-            release.inspect_script(host, app, env, "", take_lock=False), changes=False).stdout)
-    state = release.states(sections).get(env, {})
-    history = state.get("history", [])
-    if not history:
-        raise AetherError(f"{APP} {env} on {host.name} has no earlier release to roll back to")
-    pick = history[0] if to is None else next(
-        (r for r in history if r["commit"].startswith(to)), None)
-    if pick is None:
-        kept = ", ".join(r["commit"][:12] for r in history[:host.keep_releases])
-        raise AetherError(f"no kept release of {APP} {env} matches {to!r} (kept: {kept})")
-    Pipeline(inventory, host, app, env, dry=dry).run(ref=pick.get("ref"), commit=pick["commit"],
-                                                     action="rollback")
+    deploy_.rollback(inventory, host, inventory.app(APP), env, to=to, dry=dry)
 
 
 @server_task(help={"json": "print the releases as JSON"})
@@ -113,6 +99,5 @@ def unlock(c, env):
     """Remove ENV's deploy lock left behind by a deploy that died."""
     inventory, host = target_host(c)
     check_env(inventory, host, env)
-    with Remote(host) as remote:
-        remote.run(release.unlock_script(host, inventory.app(APP), env))
+    deploy_.unlock(host, inventory.app(APP), env)
     console.print(f"{APP} {env} on {host.name} unlocked")
