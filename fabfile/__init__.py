@@ -8,8 +8,12 @@ from pathlib import Path
 
 from invoke import Collection
 
-# fab imports this package by path; make the aether package beside it importable.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# fab puts this folder itself on sys.path, where fabfile/secrets.py would
+# shadow the standard library's secrets module: take it off, and put the
+# project root (the aether package) on instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 
 from . import aletheia, helios, nginx, secrets, shared  # noqa: E402
