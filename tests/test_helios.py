@@ -140,7 +140,7 @@ class TestFailuresLeaveTheLiveReleaseServing:
         assert state(sandbox, "dev")["live"] == live
         assert load.failed == 0 and set(load.commits) == {live["commit"][:12]}, load.report()
         import subprocess
-        names = subprocess.run(["docker", "ps", "-a", "--filter", "label=aether.env=dev",
+        names = subprocess.run(["docker", "ps", "-a", "--filter", "label=aether.env=dev", "--filter", "label=aether.app=helios",
                                 "--format", "{{.Names}}"], env=docker_env,
                                capture_output=True, text=True).stdout.split()
         assert names == [f"helios-dev-web-{live['color']}"]
