@@ -24,12 +24,10 @@ from datetime import datetime, timezone
 
 from rich.markup import escape
 
-from . import aletheia, files, nginx, release
-
+from . import aletheia, apps, files, nginx, release, secrets
 from .console import Steps, console
 from .errors import AetherError, RemoteError
 from .remote import Remote, quote
-from . import secrets
 
 
 def owner():
@@ -46,7 +44,6 @@ HOOKS = {"aletheia": aletheia}
 
 def app_files(inventory, host, app, env):
     """The app's compose files for ENV, by path relative to the host root."""
-    from . import apps
     return apps.compose_files(inventory, host, app, envs=(env,))
 
 
@@ -111,9 +108,15 @@ class Pipeline:
             states = release.states(sections)
             current = states.get(env, {})
             live = current.get("live")
-            color = release.other(live["color"]) if live else release.COLORS[0]
+            # Never start over the color nginx serves, even if an interrupted
+            # deploy left the recorded state behind.
+            serving = release.serving_color(sections) or (live or {}).get("color")
+            color = release.other(serving) if serving else release.COLORS[0]
             note["result"] = (f"live: {live['color']} {live['commit'][:12]}" if live
                               else "nothing live yet") + f"; next color {color}"
+            if live and serving != live["color"]:
+                note["result"] += f" (nginx serves {serving}, not the recorded {live['color']})"
+                live = dict(live, color=serving)
         self._front_door(sections)
         if commit is None:
             with self.steps.step(f"fetch {ref}") as note:

@@ -89,6 +89,9 @@ def inspect_script(host, app, env, owner, take_lock):
         "echo '@@nginx'; docker inspect -f '{{.State.Running}}' nginx-proxy 2>/dev/null || echo missing",
         "echo '@@aliases'; docker inspect -f '{{range .NetworkSettings.Networks}}"
         "{{range .Aliases}}{{println .}}{{end}}{{end}}' nginx-proxy 2>/dev/null || true",
+        # The color nginx actually sends ENV's traffic to, whatever the state says.
+        f"echo '@@serving'; grep -o -- '-web-[a-z]*:' {quote(host.path('nginx', 'etc', 'live', f'{app.name}-{env}.conf'))}"
+        " 2>/dev/null | tr -d ':' | sed 's/^-web-//' || true",
         "echo '@@containers'",
         f"docker ps -a --filter label=aether.app={quote(app.name)} "
         "--format '{{.Names}} {{.State}} {{.Label \"aether.image\"}}'",
@@ -119,6 +122,12 @@ def states(sections):
             except json.JSONDecodeError:
                 out[env] = {}
     return out
+
+
+def serving_color(sections):
+    """The color nginx's live file points at, or None if it has none yet."""
+    found = [c for c in sections.get("serving", []) if c in COLORS]
+    return found[0] if found else None
 
 
 def fetch_script(host, app, ref, fetch=True):

@@ -194,3 +194,19 @@ class TestLocksAndDryRuns:
         again = state(sandbox, "staging")["live"]
         assert again["commit"] == first["commit"] and again["color"] != first["color"]
         assert "cached" in result.stdout
+
+
+class TestInterruptedDeploys:
+    def test_the_color_nginx_serves_wins_over_a_stale_state(self, sandbox, figures):
+        path = Path(sandbox["server_root"]) / ".aether" / "releases" / "helios-prod.json"
+        recorded = json.loads(path.read_text())
+        serving = recorded["live"]["color"]
+        stale = dict(recorded, live=dict(recorded["live"], color="green" if serving == "blue" else "blue"))
+        path.write_text(json.dumps(stale))   # as if a deploy died between switch and record
+        load = Load(sandbox["http_url"], domains("prod"), clients=2, seconds=240).start()
+        result = deploy("prod", "main")
+        load.stop()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"nginx serves {serving}, not the recorded" in result.stdout
+        assert load.failed == 0, load.report()
+        assert state(sandbox, "prod")["live"]["color"] != serving
