@@ -63,6 +63,9 @@ def target_host(connection):
 
 def check_env(inventory, host, env):
     """ENV must be one of the host's environments."""
+    if env is None:
+        raise AetherError(f"--env is missing: pass --env with one of {host.name}'s environments "
+                          f"({', '.join(host.environments)})")
     if env not in host.environments:
         raise AetherError(f"unknown environment {env!r} for {host.name} "
                           f"(known: {', '.join(host.environments)}); pass --env prod, staging or dev")

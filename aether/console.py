@@ -17,6 +17,26 @@ console = Console(highlight=False, soft_wrap=False, force_terminal=None if _TTY 
                   width=None if _TTY or os.environ.get("COLUMNS") else 140)
 
 
+def releases_table(app, host, states, containers):
+    """Live and kept releases of APP in each of the host's environments."""
+    from .release import kept
+    running = {line.split()[0]: line.split()[1] for line in containers if line.split()}
+    table = Table(title=f"{app.name} on {host.name}", title_justify="left")
+    for column in ("env", "color", "commit", "ref", "since", "by", "container", "kept"):
+        table.add_column(column)
+    for env in host.environments:
+        state = states.get(env, {})
+        live = state.get("live")
+        if not live:
+            table.add_row(env, "-", "nothing deployed", "", "", "", "", "")
+            continue
+        name = app.color_name(env, live["color"])
+        table.add_row(env, live["color"], live["commit"][:12], escape(live.get("ref") or ""),
+                      live["at"], escape(live["by"]), f"{name} {running.get(name, 'missing')}",
+                      ", ".join(r["commit"][:7] for r in kept(state, host.keep_releases)))
+    return table
+
+
 class Steps:
     """Times each step of a task and prints a summary table at the end."""
 

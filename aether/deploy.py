@@ -89,9 +89,10 @@ class Pipeline:
     def _run(self, ref, commit, audit):
         host, app, env, dry = self.host, self.app, self.env, self.dry
         would = "would " if dry else ""
+        keeps = f"{env} keeps serving its live release"
         required = secrets.example_keys(app.name)
         if required is not None:    # the app's env file must be pushed, with every key
-            with self.steps.step(f"env file {secrets.server_path(host, app.name, env)}") as note:
+            with self.steps.step(f"env file .env.{env}") as note:
                 outcome = self.remote.run(secrets.pushed_check_script(host, app.name, env, required),
                                           changes=False, check=False)
                 note["result"] = secrets.pushed_check_result(host, app.name, env, outcome, required)
@@ -119,15 +120,19 @@ class Pipeline:
                 live = dict(live, color=serving)
         self._front_door(sections)
         if commit is None:
-            with self.steps.step(f"fetch {ref}") as note:
+            with self.steps.step(f"{'resolve' if dry else 'fetch'} {ref}") as note:
                 commit = self._fetch(ref)
                 note["result"] = commit[:12]
         tag = release.image(app, commit)
         with self.steps.step(f"build {tag}", dry=dry) as note:
-            out = self.remote.run(release.build_script(host, app, commit), timeout=1800,
-                                  summary=f"build {tag} from {commit[:12]} unless it exists",
-                                  failure=f"building {tag} failed; {env} keeps serving its live release")
-            note["result"] = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "would build"
+            if dry:     # a read-only look says whether the build would run at all
+                cached = self.remote.run(release.image_exists_script(tag), changes=False,
+                                         check=False).ok
+                note["result"] = "cached, nothing to build" if cached else "would build"
+            else:
+                out = self.remote.run(release.build_script(host, app, commit), timeout=1800,
+                                      failure=f"building {tag} failed; {keeps}")
+                note["result"] = out.stdout.strip().splitlines()[-1]
         new_name = app.color_name(env, color)
         hooks = HOOKS.get(app.name)
         install = files.install_script(host.root, app_files(self.inventory, host, app, env))
@@ -139,16 +144,14 @@ class Pipeline:
                             timeout=300,
                             summary=f"write {app.name}'s compose files, start {new_name} "
                                     f"from {tag}, wait for {app.health}",
-                            failure=f"{new_name} did not become healthy; "
-                                    f"{env} keeps serving its live release")
-            note["result"] = f"{would}start {new_name}" if dry else \
-                f"{new_name} healthy"
+                            failure=f"{new_name} did not become healthy; {keeps}")
+            note["result"] = f"{would}start {new_name}" if dry else f"{new_name} healthy"
         with self.steps.step(f"switch nginx to {color}", dry=dry) as note:
             try:
                 self.remote.run(self._switch_script(color), timeout=120,
                                 summary=f"point {nginx.live_path(app, env)} at {new_name}, "
                                         "nginx -t, reload, probe through nginx",
-                                failure=f"nginx did not take {color}; {env} keeps serving its live release")
+                                failure=f"nginx did not take {color}; {keeps}")
             except RemoteError:
                 self.remote.run(release.remove_script(host, app, env, color), check=False)
                 raise
@@ -158,7 +161,8 @@ class Pipeline:
             with self.steps.step(f"retire {live['color']}", dry=dry) as note:
                 self.remote.run(release.retire_script(app, env, live["color"], host.drain_seconds),
                                 timeout=120,
-                                summary=f"wait {host.drain_seconds}s for requests to drain, stop {old_name}")
+                                summary=f"wait {host.drain_seconds}s for requests to drain, "
+                                        f"stop {old_name}")
                 note["result"] = f"{would}drain {host.drain_seconds}s and stop {old_name}"
         late_failure = None
         try:
@@ -252,7 +256,8 @@ class Pipeline:
             "done",
             "restore",
             nginx.test_and_reload(host),
-            f"echo 'nginx did not reach {app.color_name(env, color)} after the switch; previous color restored' >&2",
+            f"echo 'nginx did not reach {app.color_name(env, color)} after the switch;"
+            " previous color restored' >&2",
             "exit 71",
         ])
 
@@ -316,5 +321,6 @@ def log_lines(host, app, env, service="web", lines=100):
 
 
 def unlock(host, app, env):
+    """Remove ENV's deploy lock; returns what the server said."""
     with Remote(host) as remote:
-        remote.run(release.unlock_script(host, app, env))
+        return remote.run(release.unlock_script(host, app, env)).stdout.strip()

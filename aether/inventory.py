@@ -279,7 +279,8 @@ def _per_env(node, environments):
 def _practices(node, origins):
     practices = {}
     for code, spec in node.items():
-        _Node(node.source, spec.path, code).text(r"^[a-z0-9]+$", " (a practice code is short lowercase)")
+        _Node(node.source, spec.path, code).text(r"^[a-z0-9]+$",
+                                                 " (a practice code is short lowercase)")
         local = spec.get("local", None)
         practices[code] = Practice(
             code=code,
@@ -319,7 +320,8 @@ def _claim(node, domain, origins, where=None):
     """Record that ``where`` serves ``domain``; fail if another key does."""
     where = where or node.path
     if domain in origins and origins[domain] != where:
-        raise InventoryError(node.source, where, f"domain {domain} is already used by {origins[domain]}")
+        raise InventoryError(node.source, where,
+                             f"domain {domain} is already used by {origins[domain]}")
     origins.setdefault(domain, where)
     return domain
 
@@ -395,7 +397,8 @@ def _host(name, spec, environments, apps, layout_root):
         repos = {app: str(paths.git / f"{app}.git") for app in apps}
     else:
         identity = spec.get("identity", None)
-        fixed = {"known_hosts": os.path.expanduser(spec.get("known_hosts", "~/.ssh/known_hosts").text()),
+        known_hosts = spec.get("known_hosts", "~/.ssh/known_hosts").text()
+        fixed = {"known_hosts": os.path.expanduser(known_hosts),
                  "identity": os.path.expanduser(identity.text()) if identity.value else None,
                  "root": spec.get("root", layout_root).text(r"^/", " (an absolute path)")}
         repos = {app: url.text() for app, url in spec.get("repos", {}).items()}
@@ -457,7 +460,8 @@ def parse(text, source="hosts.yml"):
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
-        raise InventoryError(source, where, f"not valid YAML ({getattr(error, 'problem', error)})") from None
+        problem = getattr(error, "problem", error)
+        raise InventoryError(source, where, f"not valid YAML ({problem})") from None
     root = _Node(source, "", data)
     environments = tuple(e.text(_NAME.pattern) for e in root.get("environments").list())
     layout_root = root.get("layout").get("root").text(r"^/", " (an absolute path)")
@@ -467,7 +471,8 @@ def parse(text, source="hosts.yml"):
     _check_redis(root, apps)
     hosts = {name: _host(name, spec, environments, apps, layout_root)
              for name, spec in root.get("hosts").items()}
-    databases = tuple(d.text(r"^[a-z][a-z0-9_]*$", " (lowercase letters, digits, _)") for d in root.get("databases", []).list())
+    databases = tuple(d.text(r"^[a-z][a-z0-9_]*$", " (lowercase letters, digits, _)")
+                      for d in root.get("databases", []).list())
     return Inventory(
         source=source,
         environments=environments,
@@ -497,5 +502,6 @@ def load(path=None):
     """Load and validate the inventory once; later calls reuse it."""
     path = Path(path or inventory_path())
     if not path.is_file():
-        raise InventoryError(str(path), "", "no such file; set AETHER_INVENTORY or run from the project root")
+        raise InventoryError(str(path), "",
+                             "no such file; set AETHER_INVENTORY or run from the project root")
     return _load(str(path.resolve()), path.stat().st_mtime_ns)

@@ -14,6 +14,8 @@ from .remote import quote
 from .render import render
 
 CONFIG = "/etc/nginx/aether/nginx.conf"   # where the container sees etc/
+REFUSED = ('  printf "nginx -t refused the new configuration; previous files restored:\\n%s\\n"'
+           ' "$out" >&2')
 
 
 def vhosts(inventory, host):
@@ -68,11 +70,16 @@ def test_and_reload(host):
     return "\n".join([
         f"if ! out=$(docker exec {container} nginx -c {CONFIG} -t 2>&1); then",
         "  restore",
-        '  printf "nginx -t refused the new configuration; previous files restored:\\n%s\\n" "$out" >&2',
+        REFUSED,
         "  exit 65",
         "fi",
         f"docker exec {container} nginx -c {CONFIG} -s reload",
     ])
+
+
+def running(container):
+    """A command printing ``true`` when the container runs."""
+    return f"docker inspect -f '{{{{.State.Running}}}}' {quote(container)} 2>/dev/null"
 
 
 def networks_script(inventory):
@@ -80,7 +87,8 @@ def networks_script(inventory):
     names = " ".join(quote(n) for n in inventory.networks)
     return "\n".join([
         f"for net in {names}; do",
-        '  docker network inspect "$net" >/dev/null 2>&1 || { docker network create "$net" >/dev/null; echo "created network $net"; }',
+        '  docker network inspect "$net" >/dev/null 2>&1 && continue',
+        '  docker network create "$net" >/dev/null && echo "created network $net"',
         "done",
     ])
 
@@ -90,13 +98,13 @@ def check_script(inventory, host):
     spec = inventory.shared["nginx"]
     etc = quote(host.path("nginx", "etc"))
     return "\n".join([
-        f"if [ \"$(docker inspect -f '{{{{.State.Running}}}}' {quote(spec.container)} 2>/dev/null)\" = true ]; then",
+        f"if [ \"$({running(spec.container)})\" = true ]; then",
         test_and_reload(host),
         "else",
         f"  if ! out=$(docker run --rm -v {etc}:/etc/nginx/aether:ro {quote(spec.image)}"
         f" nginx -c {CONFIG} -t 2>&1); then",
         "    restore",
-        '    printf "nginx -t refused the new configuration; previous files restored:\\n%s\\n" "$out" >&2',
+        "  " + REFUSED,
         "    exit 65",
         "  fi",
         "fi",
@@ -109,6 +117,7 @@ def up_script(inventory, host, install):
         networks_script(inventory),
         install,
         f"cd {quote(host.path('nginx'))}",
-        "docker compose up -d --wait --wait-timeout 60 2>&1 | grep -v '^ *Container .* Running$' || true",
-        f"test \"$(docker inspect -f '{{{{.State.Running}}}}' {quote(inventory.shared['nginx'].container)})\" = true",
+        "docker compose up -d --wait --wait-timeout 60 2>&1"
+        " | grep -v '^ *Container .* Running$' || true",
+        f"test \"$({running(inventory.shared['nginx'].container)})\" = true",
     ])

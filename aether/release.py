@@ -72,6 +72,7 @@ def inspect_script(host, app, env, owner, take_lock):
     release containers exist.
     """
     paths = Paths(host, app, env)
+    live_file = host.path("nginx", "etc", "live", f"{app.name}-{env}.conf")
     lines = []
     if take_lock:
         lines += [
@@ -86,12 +87,13 @@ def inspect_script(host, app, env, owner, take_lock):
         '  [ -e "$f" ] || continue; printf "@@state %s\\n" "$(basename "$f" .json)"; cat "$f"; echo',
         "done",
         "echo '@@networks'; docker network ls --format '{{.Name}}'",
-        "echo '@@nginx'; docker inspect -f '{{.State.Running}}' nginx-proxy 2>/dev/null || echo missing",
+        "echo '@@nginx'; docker inspect -f '{{.State.Running}}' nginx-proxy 2>/dev/null"
+        " || echo missing",
         "echo '@@aliases'; docker inspect -f '{{range .NetworkSettings.Networks}}"
         "{{range .Aliases}}{{println .}}{{end}}{{end}}' nginx-proxy 2>/dev/null || true",
         # The color nginx actually sends ENV's traffic to, whatever the state says.
-        f"echo '@@serving'; grep -o -- '-web-[a-z]*:' {quote(host.path('nginx', 'etc', 'live', f'{app.name}-{env}.conf'))}"
-        " 2>/dev/null | tr -d ':' | sed 's/^-web-//' || true",
+        f"echo '@@serving'; grep -o -- '-web-[a-z]*:' {quote(live_file)} 2>/dev/null"
+        " | tr -d ':' | sed 's/^-web-//' || true",
         "echo '@@containers'",
         f"docker ps -a --filter label=aether.app={quote(app.name)} "
         "--format '{{.Names}} {{.State}} {{.Label \"aether.image\"}}'",
@@ -143,9 +145,11 @@ def fetch_script(host, app, ref, fetch=True):
     if not fetch:
         return "\n".join(head + [
             # A branch wins over a tag; an annotated tag resolves to its commit.
-            'found=$(git ls-remote "$url" | REF="$ref" awk \'$2 == "refs/heads/" ENVIRON["REF"] {b = $1}'
-            ' $2 == "refs/tags/" ENVIRON["REF"] "^{}" {p = $1} $2 == "refs/tags/" ENVIRON["REF"] {t = $1}'
-            ' END {print b ? b : (p ? p : t)}\')',
+            'found=$(git ls-remote "$url" | REF="$ref" awk \''
+            '$2 == "refs/heads/" ENVIRON["REF"] {b = $1} '
+            '$2 == "refs/tags/" ENVIRON["REF"] "^{}" {p = $1} '
+            '$2 == "refs/tags/" ENVIRON["REF"] {t = $1} '
+            'END {print b ? b : (p ? p : t)}\')',
             'if [ -n "$found" ]; then echo "$found"; exit 0; fi',
             'if [ -d "$repo/.git" ] && commit=$(git -C "$repo" rev-parse --verify --quiet'
             ' --end-of-options "$ref^{commit}"); then echo "$commit"; exit 0; fi',
@@ -156,12 +160,18 @@ def fetch_script(host, app, ref, fetch=True):
         'git -C "$repo" remote set-url origin "$url"',
         'git -C "$repo" fetch --quiet --prune --tags origin "+refs/heads/*:refs/remotes/origin/*"',
         'for candidate in "refs/remotes/origin/$ref" "refs/tags/$ref" "$ref"; do',
-        '  if commit=$(git -C "$repo" rev-parse --verify --quiet --end-of-options "$candidate^{commit}"); then',
+        '  if commit=$(git -C "$repo" rev-parse --verify --quiet --end-of-options'
+        ' "$candidate^{commit}"); then',
         '    echo "$commit"; exit 0',
         "  fi",
         "done",
         'echo "unknown ref" >&2; exit 64',
     ])
+
+
+def image_exists_script(tag):
+    """Exit 0 when the image is already on the host (read-only)."""
+    return f"docker image inspect {quote(tag)} >/dev/null 2>&1"
 
 
 def build_script(host, app, commit):
@@ -173,7 +183,7 @@ def build_script(host, app, commit):
                     "--label", f"aether.app={app.name}", "--label", f"aether.commit={commit}",
                     "-t", tag, "-")
     return "\n".join([
-        f"if docker image inspect {quote(tag)} >/dev/null 2>&1; then echo cached; exit 0; fi",
+        f"if {image_exists_script(tag)}; then echo cached; exit 0; fi",
         f"git -C {quote(paths.repo)} archive --format=tar {quote(commit)} | DOCKER_BUILDKIT=0 {build}",
         "echo built",
     ])
@@ -250,8 +260,10 @@ def finish_script(host, app, env, state, audit, keep_images):
     if keep_images:
         keep = " ".join(quote(tag) for tag in sorted(keep_images))
         lines += [
-            f"for tag in $(docker image ls --format '{{{{.Repository}}}}:{{{{.Tag}}}}' {quote(app.name)}); do",
-            f"  case \" {keep} \" in *\" $tag \"*) ;; *) docker image rm \"$tag\" >/dev/null 2>&1 || true ;; esac",
+            "for tag in $(docker image ls --format '{{.Repository}}:{{.Tag}}' "
+            f"{quote(app.name)}); do",
+            f"  case \" {keep} \" in *\" $tag \"*) ;;",
+            '    *) docker image rm "$tag" >/dev/null 2>&1 || true ;; esac',
             "done",
         ]
     lines.append(f"rm -rf {quote(paths.lock)}")
@@ -259,7 +271,25 @@ def finish_script(host, app, env, state, audit, keep_images):
 
 
 def unlock_script(host, app, env):
-    return f"rm -rf {quote(Paths(host, app, env).lock)}"
+    """Remove the deploy lock; prints who held it, or ``not locked``."""
+    lock = quote(Paths(host, app, env).lock)
+    return "\n".join([
+        f"if [ -d {lock} ]; then",
+        f"  printf 'removed the lock of %s\\n' \"$(cat {lock}/owner 2>/dev/null || echo someone)\"",
+        f"  rm -rf {lock}",
+        "else echo 'not locked'; fi",
+    ])
+
+
+def kept(state, keep):
+    """The earlier releases whose images are kept, newest first, one per commit."""
+    live = (state.get("live") or {}).get("commit")
+    seen, out = {live}, []
+    for entry in state.get("history", []):
+        if entry["commit"] not in seen:
+            seen.add(entry["commit"])
+            out.append(entry)
+    return out[:keep]
 
 
 def next_state(previous, app, env, live):
@@ -271,9 +301,9 @@ def next_state(previous, app, env, live):
 
 
 def images_to_keep(all_states, keep):
-    """Image tags still wanted: every env's live one and its last ``keep``."""
+    """Image tags still wanted: every env's live one and its ``keep`` earlier ones."""
     tags = set()
     for state in all_states.values():
-        releases = ([state["live"]] if state.get("live") else []) + state.get("history", [])
-        tags.update(r["image"] for r in releases[:keep + 1] if r.get("image"))
+        releases = ([state["live"]] if state.get("live") else []) + kept(state, keep)
+        tags.update(r["image"] for r in releases if r.get("image"))
     return tags

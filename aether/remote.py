@@ -128,7 +128,8 @@ class Remote:
         """Run a bash script on the host and return its Outcome.
 
         ``changes`` marks a step that modifies the server: in dry mode it
-        is shown (its one-line ``summary``, else the script), not run. A failed step raises RemoteError with
+        is shown (its one-line ``summary``, else the script), not run. A
+        failed step raises RemoteError with
         ``failure`` (or a default) and the step's last output lines.
         """
         if self.dry and changes:

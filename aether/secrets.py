@@ -439,8 +439,8 @@ def pushed_check_result(host, app, env, outcome, required):
                           f"then {push}")
     if not outcome.ok:
         raise AetherError(f"checking {path} on {host.name} failed (exit status {outcome.exited})")
-    return f"{path}: present" + (f", has the {len(required)} keys of {example_path(app)}"
-                                 if required else "")
+    return "present" + (f", with the {len(required)} keys of {example_path(app)}"
+                        if required else "")
 
 
 def project_root():

@@ -3,12 +3,11 @@ import json
 
 from aether import deploy as deploy_, release
 from aether.cli import check_env, server_task, target_host
-from aether.console import console
+from aether.console import console, releases_table
 from aether.deploy import Pipeline
 from aether.errors import AetherError
 from aether.remote import Remote, quote
 from rich.markup import escape
-from rich.table import Table
 
 APP = "helios"
 HELP = {"env": "prod, staging or dev", "dry": "show what would change, change nothing"}
@@ -22,7 +21,7 @@ def _check_ref(ref):
 
 
 @server_task(help={**HELP, "ref": "branch, tag or commit to deploy (default main)"})
-def deploy(c, env, ref="main", dry=False):
+def deploy(c, env=None, ref="main", dry=False):
     """Deploy REF to ENV beside the live release, then switch.
 
     Builds the commit's image, starts it as the idle color, waits for its
@@ -37,7 +36,7 @@ def deploy(c, env, ref="main", dry=False):
 
 
 @server_task(help={**HELP, "to": "commit (or its first 12 characters) to go back to"})
-def rollback(c, env, to=None, dry=False):
+def rollback(c, env=None, to=None, dry=False):
     """Put the previous release of ENV back live (or --to COMMIT).
 
     Uses the image kept from that release: nothing is fetched or built.
@@ -59,25 +58,11 @@ def status(c, json_=False):
     if json_:
         print(json.dumps({"states": states, "containers": sections.get("containers", [])}, indent=2))
         return
-    running = {line.split()[0]: line.split()[1] for line in sections.get("containers", [])}
-    table = Table(title=f"{APP} on {host.name}", title_justify="left")
-    for column in ("env", "color", "commit", "ref", "since", "by", "container", "kept"):
-        table.add_column(column)
-    for env in host.environments:
-        state = states.get(env, {})
-        live = state.get("live")
-        if not live:
-            table.add_row(env, "-", "nothing deployed", "", "", "", "", "")
-            continue
-        name = app.color_name(env, live["color"])
-        kept = ", ".join(r["commit"][:7] for r in state.get("history", [])[:host.keep_releases])
-        table.add_row(env, live["color"], live["commit"][:12], escape(live.get("ref") or ""),
-                      live["at"], live["by"], f"{name} {running.get(name, 'missing')}", kept)
-    console.print(table)
+    console.print(releases_table(app, host, states, sections.get("containers", [])))
 
 
 @server_task(help={"env": "prod, staging or dev", "lines": "how many lines (default 100)"})
-def logs(c, env, lines=100):
+def logs(c, env=None, lines=100):
     """Show the last log lines of ENV's live Helios container."""
     inventory, host = target_host(c)
     check_env(inventory, host, env)
@@ -95,9 +80,9 @@ def logs(c, env, lines=100):
 
 
 @server_task(help={"env": "prod, staging or dev"})
-def unlock(c, env):
+def unlock(c, env=None):
     """Remove ENV's deploy lock left behind by a deploy that died."""
     inventory, host = target_host(c)
     check_env(inventory, host, env)
-    deploy_.unlock(host, inventory.app(APP), env)
-    console.print(f"{APP} {env} on {host.name} unlocked")
+    said = deploy_.unlock(host, inventory.app(APP), env)
+    console.print(f"{APP} {env} on {host.name}: {escape(said)}")

@@ -63,7 +63,9 @@ def status(c):
     inventory, host = target_host(c)
     with Remote(host) as remote:
         out = remote.run("\n".join([
-            "docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' nginx-proxy 2>/dev/null || echo missing",
-            f"cd {quote(host.path('nginx', 'etc', 'live'))} 2>/dev/null && grep -H 'set ' *.conf || true",
+            "docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' nginx-proxy"
+            " 2>/dev/null || echo missing",
+            f"cd {quote(host.path('nginx', 'etc', 'live'))} 2>/dev/null"
+            " && grep -H 'set ' *.conf || true",
         ]), changes=False).stdout
     console.print(out.rstrip())

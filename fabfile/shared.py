@@ -45,7 +45,7 @@ def up(c, dry=False):
 
 
 @server_task(help={"env": "prod, staging or dev", "dry": "show what would change, change nothing"})
-def db(c, env, dry=False):
+def db(c, env=None, dry=False):
     """Create ENV's database and role, and umami's, if missing.
 
     Each role owns its database and is the only one that may connect to
@@ -119,7 +119,7 @@ def psql(c, db, user=None, command=None):
                    "app": "whose Redis DB (default aletheia)",
                    "use": "which of the app's DBs: broker, cache, isr (default its first)",
                    "command": "run this redis-cli command and exit, e.g. 'INFO keyspace'"})
-def redis_cli(c, env, app="aletheia", use=None, command=None):
+def redis_cli(c, env=None, app="aletheia", use=None, command=None):
     """Open redis-cli on ENV's Redis DB (or run --command).
 
     The DB number comes from hosts.yml: aletheia prod broker is DB 0.

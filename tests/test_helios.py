@@ -140,7 +140,8 @@ class TestFailuresLeaveTheLiveReleaseServing:
         assert state(sandbox, "dev")["live"] == live
         assert load.failed == 0 and set(load.commits) == {live["commit"][:12]}, load.report()
         import subprocess
-        names = subprocess.run(["docker", "ps", "-a", "--filter", "label=aether.env=dev", "--filter", "label=aether.app=helios",
+        names = subprocess.run(["docker", "ps", "-a", "--filter", "label=aether.env=dev",
+                                "--filter", "label=aether.app=helios",
                                 "--format", "{{.Names}}"], env=docker_env,
                                capture_output=True, text=True).stdout.split()
         assert names == [f"helios-dev-web-{live['color']}"]
@@ -201,7 +202,8 @@ class TestInterruptedDeploys:
         path = Path(sandbox["server_root"]) / ".aether" / "releases" / "helios-prod.json"
         recorded = json.loads(path.read_text())
         serving = recorded["live"]["color"]
-        stale = dict(recorded, live=dict(recorded["live"], color="green" if serving == "blue" else "blue"))
+        other = "green" if serving == "blue" else "blue"
+        stale = dict(recorded, live=dict(recorded["live"], color=other))
         path.write_text(json.dumps(stale))   # as if a deploy died between switch and record
         load = Load(sandbox["http_url"], domains("prod"), clients=2, seconds=240).start()
         result = deploy("prod", "main")

@@ -44,7 +44,8 @@ class TestTheProjectInventory:
         inv = inventory.parse(GOOD)
         web = {(a, e): inv.apps[a].services["web"][e] for a in ("aletheia", "helios")
                for e in inv.environments}
-        assert (web["aletheia", "prod"].oom_score_adj, web["aletheia", "prod"].mem_limit) == (-300, "2g")
+        prod = web["aletheia", "prod"]
+        assert (prod.oom_score_adj, prod.mem_limit) == (-300, "2g")
         assert (web["helios", "prod"].oom_score_adj, web["helios", "prod"].mem_limit) == (-200, "1g")
         assert (web["helios", "dev"].oom_score_adj, web["helios", "dev"].mem_limit) == (100, "512m")
         assert inv.shared["postgres"].limits.oom_score_adj == -800

@@ -1,6 +1,5 @@
 """Remote steps: one pinned SSH connection, quoted arguments, dry runs."""
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
@@ -53,7 +52,8 @@ class TestHostKeysArePinned:
         path = host_with(tmp_path, f"[127.0.0.1]:2222 {other[0]} {other[1]}\n")
         result = run("fab", "-H", "pinned", "helios.status", env={"AETHER_INVENTORY": str(path)})
         assert result.returncode == 1
-        assert "does not match" in one_line(result) and "do not deploy until you know why" in one_line(result)
+        assert "does not match" in one_line(result)
+        assert "do not deploy until you know why" in one_line(result)
 
     def test_the_pinned_key_lets_one_connection_run_many_steps(self, sandbox):
         host = inventory.load().host("sandbox")

@@ -20,8 +20,9 @@ def _host(name):
 
 def _table(title, columns, rows):
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
+    for index, column in enumerate(columns):
+        # Names are what people search for: never cut the first column.
+        table.add_column(column, no_wrap=index == 0, overflow="fold")
     for row in rows:
         table.add_row(*[str(cell) for cell in row])
     console.print(table)
@@ -47,7 +48,8 @@ def plan_(c, host=None, json_=False):
            [(x["name"], x["image"], ",".join(x["networks"]), " ".join(x["ports"]), _oom(x),
              x["mem_limit"] or "-", x["restart"], x["note"]) for x in result["containers"]])
     _table("vhosts", ["app", "env", "server names", "upstream"],
-           [(v["app"], v["env"], "\n".join(v["server_names"]), v["upstream"]) for v in result["vhosts"]])
+           [(v["app"], v["env"], "\n".join(v["server_names"]), v["upstream"])
+            for v in result["vhosts"]])
     _table("databases", ["database", "role", "app", "env", "connect", "password from"],
            [(d["database"], d["role"], d["app"], d["env"], d["connect"],
              "\n".join(d["password_from"])) for d in result["databases"]])

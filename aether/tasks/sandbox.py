@@ -306,8 +306,8 @@ def visit(c, env="prod", json_=False):
     for domain, code in app.domains[env]:
         status, commit, body = fetch_page(facts["http_url"], domain)
         practice = re.search(r'data-practice="([^"]+)"', body or "")
-        rows.append({"domain": domain, "status": status, "practice": practice.group(1) if practice else "",
-                     "expected": code or "", "commit": commit})
+        rows.append({"domain": domain, "status": status, "expected": code or "", "commit": commit,
+                     "practice": practice.group(1) if practice else ""})
     if json_:
         print(json.dumps(rows, indent=2))
     else:
