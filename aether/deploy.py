@@ -18,8 +18,10 @@ app's steps come from ``HOOKS``: a module with ``before_start`` and
 ``after_switch`` returning ``release.Step`` lists (see ``aether.aletheia``).
 """
 import getpass
+import signal
 import socket
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from rich.markup import escape
@@ -57,6 +59,34 @@ class Pipeline:
         self.dry = dry
         self.verbose = verbose
         self.locked = False
+        self.started = None        # the new color, once it runs
+        self.committed = False     # True once nginx serves the new color
+        self.switching = False     # True while the switch step runs
+        self.interrupted = False
+
+    def _on_interrupt(self, signum, frame):
+        """Ctrl-C: let the step running on the server finish, then stop.
+
+        Stopping mid-step could leave nginx on the new color while the
+        records say otherwise. A second Ctrl-C abandons the step anyway.
+        """
+        if self.interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.interrupted = True
+        then = ("finishing the deploy: the switch to the new release is under way or done"
+                if self.committed or self.switching else "stopping before the switch")
+        console.print(f"[yellow]interrupt: the current step finishes on the server, then "
+                      f"{then} (Ctrl-C again to abandon the step)[/]")
+
+    @contextmanager
+    def _step(self, title, dry=False):
+        """A step of the pipeline; an interrupt before the switch stops here."""
+        if self.interrupted and not (self.committed or self.switching):
+            raise AetherError(f"interrupted: stopped before {title}; "
+                              f"{self.env} keeps serving its live release")
+        with self.steps.step(title, dry=dry) as note:
+            yield note
 
     def _echo(self, text):
         console.print(f"[dim]  would: {escape(text)}[/]")
@@ -65,15 +95,22 @@ class Pipeline:
         started = time.monotonic()
         audit = {"at": now(), "by": owner(), "host": self.host.name, "app": self.app.name,
                  "env": self.env, "action": action, "ref": ref}
+        previous = signal.signal(signal.SIGINT, self._on_interrupt)
         try:
             result = self._run(ref, commit, audit)
         except BaseException as error:
             audit.update(result="failed", error=str(error).splitlines()[0] if str(error) else
                          type(error).__name__, seconds=round(time.monotonic() - started, 1))
+            signal.signal(signal.SIGINT, signal.SIG_IGN)    # clean up without a second stop
+            if self.started and not self.committed:
+                self.remote.run(release.remove_script(self.host, self.app, self.env,
+                                                      self.started), check=False)
             if self.locked:
                 self._release_after_failure(audit)
             self.remote.close()
             raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
         audit.update(result="ok", seconds=round(time.monotonic() - started, 1))
         self.remote.close()
         return result
@@ -92,11 +129,11 @@ class Pipeline:
         keeps = f"{env} keeps serving its live release"
         required = secrets.example_keys(app.name)
         if required is not None:    # the app's env file must be pushed, with every key
-            with self.steps.step(f"env file .env.{env}") as note:
+            with self._step(f"env file .env.{env}") as note:
                 outcome = self.remote.run(secrets.pushed_check_script(host, app.name, env, required),
                                           changes=False, check=False)
                 note["result"] = secrets.pushed_check_result(host, app.name, env, outcome, required)
-        with self.steps.step(f"inspect {app.name} {env}") as note:
+        with self._step(f"inspect {app.name} {env}") as note:
             sections = release.parse_sections(self.remote.run(
                 release.inspect_script(host, app, env, f"{owner()} since {now()} ({ref or commit})",
                                        take_lock=not dry), changes=False).stdout)
@@ -120,11 +157,11 @@ class Pipeline:
                 live = dict(live, color=serving)
         self._front_door(sections)
         if commit is None:
-            with self.steps.step(f"{'resolve' if dry else 'fetch'} {ref}") as note:
+            with self._step(f"{'resolve' if dry else 'fetch'} {ref}") as note:
                 commit = self._fetch(ref)
                 note["result"] = commit[:12]
         tag = release.image(app, commit)
-        with self.steps.step(f"build {tag}", dry=dry) as note:
+        with self._step(f"build {tag}", dry=dry) as note:
             if dry:     # a read-only look says whether the build would run at all
                 cached = self.remote.run(release.image_exists_script(tag), changes=False,
                                          check=False).ok
@@ -139,14 +176,16 @@ class Pipeline:
         if hooks:
             for step in hooks.before_start(self.inventory, host, app, env, color, tag, install):
                 self._hook(step)
-        with self.steps.step(f"start {release.project(app, env, color)}", dry=dry) as note:
+        with self._step(f"start {release.project(app, env, color)}", dry=dry) as note:
+            self.started = None if dry else color
             self.remote.run(install + "\n" + release.start_script(host, app, env, color, tag, 180),
                             timeout=300,
                             summary=f"write {app.name}'s compose files, start {new_name} "
                                     f"from {tag}, wait for {app.health}",
                             failure=f"{new_name} did not become healthy; {keeps}")
             note["result"] = f"{would}start {new_name}" if dry else f"{new_name} healthy"
-        with self.steps.step(f"switch nginx to {color}", dry=dry) as note:
+        with self._step(f"switch nginx to {color}", dry=dry) as note:
+            self.switching = not dry
             try:
                 self.remote.run(self._switch_script(color), timeout=120,
                                 summary=f"point {nginx.live_path(app, env)} at {new_name}, "
@@ -155,21 +194,18 @@ class Pipeline:
             except RemoteError:
                 self.remote.run(release.remove_script(host, app, env, color), check=False)
                 raise
+            self.committed = not dry
             note["result"] = f"{would}serve {len(app.domains.get(env, ()))} domains from {color}"
-        if live:
-            old_name = app.color_name(env, live["color"])
-            with self.steps.step(f"retire {live['color']}", dry=dry) as note:
-                self.remote.run(release.retire_script(app, env, live["color"], host.drain_seconds),
-                                timeout=120,
-                                summary=f"wait {host.drain_seconds}s for requests to drain, "
-                                        f"stop {old_name}")
-                note["result"] = f"{would}drain {host.drain_seconds}s and stop {old_name}"
+        # From here on the new release is live: a failure is reported, but
+        # the release is recorded all the same, so the records never lie.
         late_failure = None
         try:
+            if live:
+                self._retire(live["color"])
             for step in hooks.after_switch(self.inventory, host, app, env, color, tag) if hooks else ():
                 self._hook(step)
         except AetherError as error:
-            late_failure = error    # the new release is live all the same: record it
+            late_failure = error
         new_live = {"color": color, "commit": commit, "image": tag, "ref": ref,
                     "at": now(), "by": owner()}
         state = release.next_state(current, app, env, new_live)
@@ -177,7 +213,7 @@ class Pipeline:
         audit.update(commit=commit, color=color, result="ok")
         if late_failure:
             audit.update(result="failed", error=str(late_failure))
-        with self.steps.step("record release", dry=dry) as note:
+        with self._step("record release", dry=dry) as note:
             keep = release.images_to_keep(states, host.keep_releases)
             self.remote.run(release.finish_script(host, app, env, state, audit, keep),
                             summary=f"record {commit[:12]} live on {color}, append to the audit "
@@ -193,9 +229,20 @@ class Pipeline:
              f"{self.remote.commands} remote command(s)[/]"])
         return new_live
 
+    def _retire(self, old):
+        host, app, env = self.host, self.app, self.env
+        old_name = app.color_name(env, old)
+        with self._step(f"retire {old}", dry=self.dry) as note:
+            self.remote.run(release.retire_script(app, env, old, host.drain_seconds),
+                            timeout=release.DRAIN_LIMIT + 120,
+                            summary=f"wait {host.drain_seconds}s, then while requests are open "
+                                    f"(up to {release.DRAIN_LIMIT}s), stop {old_name}",
+                            failure=f"stopping {old_name} failed; the new release serves all the same")
+            note["result"] = f"{'would ' if self.dry else ''}drain and stop {old_name}"
+
     def _hook(self, step):
         """Run one of the app's own steps (a ``release.Step``)."""
-        with self.steps.step(step.title, dry=self.dry and step.changes) as note:
+        with self._step(step.title, dry=self.dry and step.changes) as note:
             outcome = self.remote.run(step.script, changes=step.changes, timeout=step.timeout,
                                       summary=step.summary, failure=step.failure)
             if self.dry and step.changes:
@@ -216,7 +263,7 @@ class Pipeline:
         named = self.app.stable_name(self.env) in sections.get("aliases", [])
         if running and named and networks.issuperset(self.inventory.networks):
             return
-        with self.steps.step("front door (networks, nginx-proxy)", dry=self.dry) as note:
+        with self._step("front door (networks, nginx-proxy)", dry=self.dry) as note:
             install = files.install_script(
                 self.host.root, nginx_files_with_live(self.inventory, self.host),
                 check=nginx.check_script(self.inventory, self.host),
@@ -284,14 +331,11 @@ def _states(host, app):
 
 def rollback(inventory, host, app, env, to=None, dry=False):
     """Put the previous release of ENV (or the one matching TO) back live."""
-    history = _states(host, app)[0].get(env, {}).get("history", [])
-    if not history:
+    state = _states(host, app)[0].get(env, {})
+    earlier = release.kept(state, host.keep_releases)   # other commits than the live one
+    if not earlier:
         raise AetherError(f"{app.name} {env} on {host.name} has no earlier release to roll back to")
-    pick = history[0] if to is None else next(
-        (r for r in history if r["commit"].startswith(to)), None)
-    if pick is None:
-        kept = ", ".join(r["commit"][:12] for r in history[:host.keep_releases])
-        raise AetherError(f"no kept release of {app.name} {env} matches {to!r} (kept: {kept})")
+    pick = release.pick_release(earlier, to, f"{app.name} {env}")
     return Pipeline(inventory, host, app, env, dry=dry).run(
         ref=pick.get("ref"), commit=pick["commit"], action="rollback")
 
@@ -303,6 +347,8 @@ def status(host, app):
 
 def log_lines(host, app, env, service="web", lines=100):
     """The last LINES logged by ENV's live web (or one of its workers)."""
+    if not str(lines).isdigit():
+        raise AetherError(f"--lines {lines!r} is not a whole number; pass e.g. --lines 200")
     states, _ = _states(host, app)
     if service == "web":
         live = states.get(env, {}).get("live")

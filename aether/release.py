@@ -21,6 +21,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from .errors import AetherError
 from .remote import command, quote
 
 COLORS = ("blue", "green")
@@ -233,11 +234,30 @@ class Step:
     timeout: int = 300
 
 
+DRAIN_LIMIT = 120   # seconds a retiring color may keep finishing requests
+
+
 def retire_script(app, env, color, drain_seconds):
-    """Let the old color finish its requests, then stop and remove it."""
+    """Let the old color finish its requests, then stop and remove it.
+
+    After ``drain_seconds`` (nginx's old workers stop sending to it), it
+    waits while the container still holds established connections on the
+    app's port, up to DRAIN_LIMIT seconds, so a long request is not cut.
+    """
     compose = command("docker", "compose", "-p", project(app, env, color))
+    name = quote(app.color_name(env, color))
+    port = f"{app.port:04X}"
     return "\n".join([
         f"sleep {int(drain_seconds)}",
+        "open_requests() {  # established TCP connections to the app's port",
+        f"  docker exec {name} cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"
+        f" | awk '$2 ~ /:{port}$/ && $4 == \"01\"' | wc -l",
+        "}",
+        f"for i in $(seq 1 {DRAIN_LIMIT}); do",
+        "  open=$(open_requests) || open=0",
+        '  [ "${open:-0}" -gt 0 ] || break',
+        "  sleep 1",
+        "done",
         f"{compose} down --timeout 30 2>&1",
     ])
 
@@ -260,7 +280,10 @@ def finish_script(host, app, env, state, audit, keep_images):
     if keep_images:
         keep = " ".join(quote(tag) for tag in sorted(keep_images))
         lines += [
-            "for tag in $(docker image ls --format '{{.Repository}}:{{.Tag}}' "
+            # Images younger than an hour may belong to a deploy under way
+            # in another environment: leave them for the next prune.
+            "for tag in $(docker image ls --filter until=1h"
+            " --format '{{.Repository}}:{{.Tag}}' "
             f"{quote(app.name)}); do",
             f"  case \" {keep} \" in *\" $tag \"*) ;;",
             '    *) docker image rm "$tag" >/dev/null 2>&1 || true ;; esac',
@@ -279,6 +302,21 @@ def unlock_script(host, app, env):
         f"  rm -rf {lock}",
         "else echo 'not locked'; fi",
     ])
+
+
+def pick_release(earlier, to, what):
+    """The release to roll back to: the latest earlier one, or the one TO names."""
+    if to is None:
+        return earlier[0]
+    choices = ", ".join(r["commit"][:12] for r in earlier)
+    if not to or any(ch not in "0123456789abcdef" for ch in to.lower()):
+        raise AetherError(f"--to {to!r} is not a commit; pass one of the kept releases of "
+                          f"{what}: {choices}")
+    matches = [r for r in earlier if r["commit"].startswith(to.lower())]
+    if len(matches) != 1:
+        problem = "matches several" if matches else "matches none"
+        raise AetherError(f"--to {to!r} {problem} of the kept releases of {what}: {choices}")
+    return matches[0]
 
 
 def kept(state, keep):

@@ -32,6 +32,35 @@ def command(*argv):
     return " ".join(quote(word) for word in argv)
 
 
+def pinned_keys(text):
+    """([(host pattern, key)], [revoked keys]) from known_hosts text.
+
+    ``@revoked`` entries are returned apart so a revoked key is refused;
+    ``@cert-authority`` lines and lines that cannot be read are skipped,
+    as OpenSSH does with what it cannot use, rather than stopping.
+    """
+    pinned, revoked = [], []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        marker = line.split(None, 1)[0] if line.startswith("@") else None
+        if marker not in (None, "@revoked"):
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(
+                line.split(None, 1)[1] if marker else line)
+        except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError, IndexError):
+            continue
+        if entry is None or entry.key is None:
+            continue
+        if marker:
+            revoked.append(entry.key)
+        else:
+            pinned += [(name, entry.key) for name in entry.hostnames]
+    return pinned, revoked
+
+
 @dataclass
 class Outcome:
     """What a remote step printed and how it ended."""
@@ -66,7 +95,9 @@ class Remote:
         kwargs = {"key_filename": [host.identity]} if host.identity else {}
         connection = fabric.Connection(host.address, user=host.user, port=host.port,
                                        connect_timeout=15, connect_kwargs=kwargs)
-        connection.client.load_host_keys(str(known_hosts))
+        pinned, revoked = pinned_keys(known_hosts.read_text())
+        for name, key in pinned:
+            connection.client.get_host_keys().add(name, key.get_name(), key)
         connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
         target = f"{host.user}@{host.address}:{host.port}"
         try:
@@ -82,6 +113,11 @@ class Remote:
         except OSError as error:
             raise AetherError(f"{host.name}: cannot reach {target}: "
                               f"{error.strerror or error}") from None
+        presented = connection.transport.get_remote_server_key()
+        if any(presented == key for key in revoked):
+            connection.close()
+            raise AetherError(f"{host.name}: {target} presents a key marked @revoked in "
+                              f"{known_hosts}; do not deploy until you know why")
         self.connections += 1
         return connection
 

@@ -23,7 +23,9 @@ _environment = jinja2.Environment(
     autoescape=False,
 )
 _environment.filters["json"] = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=True)
-_environment.filters["yaml_string"] = lambda value: json.dumps(str(value))
+# A quoted YAML string for a compose file; "$" is doubled because Compose
+# would otherwise substitute server variables into the value.
+_environment.filters["yaml_string"] = lambda value: json.dumps(str(value).replace("$", "$$"))
 
 
 def _template_line(error, name):

@@ -65,7 +65,7 @@ def status(c, json_=False):
 
 @server_task(help={"env": "prod, staging or dev", "lines": "how many lines (default 100)",
                    "service": "web (default), celery, celery-heavy or celery-beat"})
-def logs(c, env=None, service="web", lines=100):
+def logs(c, env=None, service="web", lines="100"):
     """Show the last log lines of ENV's live web or a worker."""
     _, host, app = _app(c, env)
     console.print(pipeline.log_lines(host, app, env, service, lines).rstrip(), markup=False)

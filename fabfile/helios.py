@@ -6,7 +6,7 @@ from aether.cli import check_env, server_task, target_host
 from aether.console import console, releases_table
 from aether.deploy import Pipeline
 from aether.errors import AetherError
-from aether.remote import Remote, quote
+from aether.remote import Remote
 from rich.markup import escape
 
 APP = "helios"
@@ -62,21 +62,12 @@ def status(c, json_=False):
 
 
 @server_task(help={"env": "prod, staging or dev", "lines": "how many lines (default 100)"})
-def logs(c, env=None, lines=100):
+def logs(c, env=None, lines="100"):
     """Show the last log lines of ENV's live Helios container."""
     inventory, host = target_host(c)
     check_env(inventory, host, env)
-    app = inventory.app(APP)
-    with Remote(host) as remote:
-        sections = release.parse_sections(remote.run(
-            release.inspect_script(host, app, env, "", take_lock=False), changes=False).stdout)
-        live = release.states(sections).get(env, {}).get("live")
-        if not live:
-            raise AetherError(f"nothing is deployed to {APP} {env} on {host.name} yet")
-        name = app.color_name(env, live["color"])
-        out = remote.run(f"docker logs --tail {int(lines)} {quote(name)} 2>&1", changes=False)
-    console.print(f"[bold]{name}[/] ({live['commit'][:12]})")
-    console.print(escape(out.stdout.rstrip()))
+    console.print(deploy_.log_lines(host, inventory.app(APP), env, "web", lines).rstrip(),
+                  markup=False)
 
 
 @server_task(help={"env": "prod, staging or dev"})

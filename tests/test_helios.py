@@ -212,3 +212,75 @@ class TestInterruptedDeploys:
         assert f"nginx serves {serving}, not the recorded" in result.stdout
         assert load.failed == 0, load.report()
         assert state(sandbox, "prod")["live"]["color"] != serving
+
+
+def interrupt_deploy(env, marker, delay):
+    """Run a deploy and press Ctrl-C DELAY seconds after MARKER is printed."""
+    import signal
+    import subprocess
+    from conftest import BIN, ROOT
+    process = subprocess.Popen([str(BIN / "fab"), "-H", "sandbox", "helios.deploy", "--env", env,
+                                "--ref", "main"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if marker in line:
+            time.sleep(delay)
+            process.send_signal(signal.SIGINT)
+    return process.wait(), "".join(lines)
+
+
+class TestCtrlC:
+    def test_before_the_switch_it_stops_removes_the_new_color_and_unlocks(self, sandbox,
+                                                                          docker_env):
+        import subprocess
+        assert deploy("staging", "main").returncode == 0
+        live = state(sandbox, "staging")["live"]
+        code, out = interrupt_deploy("staging", "==> start", 0.3)
+        assert code == 1
+        assert "interrupted: stopped before switch nginx" in out
+        assert state(sandbox, "staging")["live"] == live
+        assert not (Path(sandbox["server_root"]) / ".aether/locks/helios-staging").exists()
+        names = subprocess.run(["docker", "ps", "-a", "--filter", "label=aether.env=staging",
+                                "--filter", "label=aether.app=helios", "--format", "{{.Names}}"],
+                               env=docker_env, capture_output=True, text=True).stdout.split()
+        assert names == [f"helios-staging-web-{live['color']}"]
+
+    def test_during_the_switch_it_finishes_the_deploy_so_the_records_tell_the_truth(self,
+                                                                                   sandbox):
+        before = state(sandbox, "staging")["live"]["color"]
+        code, out = interrupt_deploy("staging", "==> switch", 0.2)
+        assert code == 0, out
+        now = state(sandbox, "staging")["live"]["color"]
+        live_file = Path(sandbox["server_root"]) / "nginx/etc/live/helios-staging.conf"
+        assert now != before and f"-web-{now}:" in live_file.read_text()
+
+
+class TestLongRequests:
+    def test_a_request_longer_than_the_drain_finishes_across_a_deploy(self, sandbox):
+        import http.client
+        import threading
+        result = {}
+
+        def slow():
+            connection = http.client.HTTPConnection("127.0.0.1", 8080, timeout=60)
+            connection.request("GET", "/api/slow?ms=15000",
+                               headers={"Host": "cda-staging.groupe-suffren.com"})
+            response = connection.getresponse()
+            result["status"] = response.status
+            response.read()
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        time.sleep(1)
+        assert deploy("staging", "main").returncode == 0
+        thread.join(60)
+        assert result.get("status") == 200, result
+
+
+class TestRollbackChoices:
+    def test_an_ambiguous_or_empty_to_is_refused(self, sandbox):
+        result = run("fab", "-H", "sandbox", "helios.rollback", "--env", "staging", "--to", "")
+        assert result.returncode == 1
+        assert "--to '' is not a commit" in one_line(result)

@@ -68,3 +68,23 @@ class TestInspectOutput:
         sections = release.parse_sections(out)
         assert sections["networks"] == ["web", "backend"]
         assert release.states(sections) == {"prod": {"live": {"color": "blue"}}}
+
+
+class TestRollbackChoices:
+    def test_kept_releases_skip_the_live_commit_and_repeats(self):
+        state = {"live": live("c" * 40), "history": [live("c" * 40), live("b" * 40),
+                                                     live("b" * 40), live("a" * 40)]}
+        assert [r["commit"][0] for r in release.kept(state, 3)] == ["b", "a"]
+
+    def test_to_picks_one_kept_release_by_prefix(self):
+        earlier = [live("ab" + "0" * 38), live("ac" + "0" * 38)]
+        assert release.pick_release(earlier, None, "x") == earlier[0]
+        assert release.pick_release(earlier, "AC", "x") == earlier[1]
+
+    @pytest.mark.parametrize("to, problem", [("a", "matches several"), ("ff", "matches none"),
+                                             ("", "is not a commit"), ("$(id)", "is not a commit")])
+    def test_an_unclear_to_is_refused(self, to, problem):
+        from aether.errors import AetherError
+        earlier = [live("ab" + "0" * 38), live("ac" + "0" * 38)]
+        with pytest.raises(AetherError, match=problem.replace("(", r"\(")):
+            release.pick_release(earlier, to, "helios prod")

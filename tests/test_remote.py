@@ -80,3 +80,22 @@ class TestFailuresAndDryRuns:
             read = remote.run("echo read-only", changes=False).stdout.strip()
         assert shown == ["touch a file"] and read == "read-only"
         assert not marker.exists()
+
+
+class TestKnownHostsMarkers:
+    def test_cert_authority_lines_are_skipped_and_the_pinned_key_still_works(self, sandbox,
+                                                                           tmp_path):
+        real = (inventory.load().host("sandbox").known_hosts)
+        text = ("@cert-authority *.example ssh-ed25519 AAAAnotbase64!!\n"
+                + open(real).read())
+        path = host_with(tmp_path, text)
+        result = run("fab", "-H", "pinned", "helios.status", env={"AETHER_INVENTORY": str(path)})
+        assert result.returncode == 0, result.stderr
+
+    def test_a_revoked_key_is_refused(self, sandbox, tmp_path):
+        real = open(inventory.load().host("sandbox").known_hosts).read()
+        kind, blob = real.split()[1:3]
+        path = host_with(tmp_path, real + f"@revoked * {kind} {blob}\n")
+        result = run("fab", "-H", "pinned", "helios.status", env={"AETHER_INVENTORY": str(path)})
+        assert result.returncode == 1
+        assert "presents a key marked @revoked" in one_line(result)

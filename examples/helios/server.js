@@ -150,6 +150,11 @@ const server = http.createServer((req, res) => {
     return send(res, 200, 'application/json', JSON.stringify({ status: 'ok', commit }));
   }
   if (path === '/api/health/aletheia') return aletheiaLink(res);
+  if (path === '/api/slow') {
+    // A long request (a large page, a slow API) to check that deploys let it finish.
+    const ms = Math.min(Number(new URLSearchParams(req.url.split('?')[1]).get('ms')) || 0, 60000);
+    return setTimeout(() => send(res, 200, 'application/json', JSON.stringify({ slept: ms, commit })), ms);
+  }
   if (path === '/api/revalidate' && req.method === 'POST') return revalidate(req, res);
   page(req, res).catch(() => send(res, 500, 'text/plain', 'error\n'));
 });
@@ -160,7 +165,7 @@ server.listen(port, host, () => console.log(`helios ${commit} listening on ${hos
 function shutdown(signal) {
   console.log(`helios ${commit} received ${signal}, closing`);
   server.close(() => process.exit(0));
-  setTimeout(() => process.exit(0), 10000).unref();
+  setTimeout(() => process.exit(0), 60000).unref();
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
