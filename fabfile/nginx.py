@@ -1,9 +1,10 @@
 """nginx.*: the front door, nginx-proxy, rendered from hosts.yml."""
-from aether import deploy, files, nginx
+from aether import deploy, files, nginx, release
 from aether.cli import server_task, target_host
 from aether.console import Steps, console
 from aether.remote import Remote, quote
 from rich.markup import escape
+from rich.table import Table
 
 
 def _files(inventory, host):
@@ -59,13 +60,26 @@ def _show_diff(inventory, host):
 
 @server_task
 def status(c):
-    """Show nginx-proxy's state and which color each vhost serves."""
+    """Show nginx-proxy and the color each vhost sends traffic to."""
     inventory, host = target_host(c)
     with Remote(host) as remote:
-        out = remote.run("\n".join([
-            "docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' nginx-proxy"
-            " 2>/dev/null || echo missing",
-            f"cd {quote(host.path('nginx', 'etc', 'live'))} 2>/dev/null"
-            " && grep -H 'set ' *.conf || true",
-        ]), changes=False).stdout
-    console.print(out.rstrip())
+        sections = release.parse_sections(remote.run("\n".join([
+            "echo '@@proxy'; docker inspect -f '{{.State.Status}} {{.State.Health.Status}}'"
+            " nginx-proxy 2>/dev/null || echo missing",
+            "echo '@@running'; docker ps --format '{{.Names}}'",
+            f"echo '@@live'; cd {quote(host.path('nginx', 'etc', 'live'))} 2>/dev/null"
+            " && grep -o -H -- 'http://[^;]*' *.conf || true",
+        ]), changes=False).stdout)
+    console.print(f"nginx-proxy on {host.name}: {escape(' '.join(sections.get('proxy', ['?'])))}")
+    running = set(sections.get("running", []))
+    table = Table(title="vhosts", title_justify="left")
+    for column in ("vhost", "domains", "sends to", "container"):
+        table.add_column(column)
+    targets = dict(line.split(":", 1) for line in sections.get("live", []) if ":" in line)
+    for app, env, domains in nginx.vhosts(inventory, host):
+        target = targets.get(f"{app.name}-{env}.conf", "")
+        name = target.removeprefix("http://").split(":")[0]
+        state = "[green]running[/]" if name in running else "[red]missing: answers 502[/]"
+        table.add_row(f"{app.name}-{env}", str(len(domains)), escape(target or "-"),
+                      f"{escape(name)} {state}" if name else "-")
+    console.print(table)
