@@ -111,6 +111,10 @@ ENV_VALUE = "\n".join([
     ' | tail -n 1) || continue',
     '    line=${line#*=}',
     "    case $line in",
+    # Readers decode escapes inside double quotes; this reader does not, so
+    # it refuses them rather than hand the database another password.
+    '      \\"*\\\\*\\") echo "$key in $file has a backslash escape: write it in single'
+    ' quotes" >&2; return 2 ;;',
     '      \\"*\\") line=${line:1:${#line}-2} ;;',
     "      \\'*\\') line=${line:1:${#line}-2} ;;",
     "    esac",

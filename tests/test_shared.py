@@ -191,3 +191,25 @@ class TestOnTheSandbox:
         out = fab("shared.psql", "--db", "aletheia_production", "--command", "select 1")
         assert out.returncode == 1
         assert one_line(out).startswith("error: unknown database 'aletheia_production' on sandbox")
+
+
+class TestPasswordReader:
+    """env_value reads DATABASE_PASSWORD on the server as the apps read it, or refuses."""
+
+    @staticmethod
+    def read(tmp_path, text):
+        from aether.shared import ENV_VALUE
+        path = tmp_path / ".env.prod"
+        path.write_text(text)
+        return subprocess.run(["bash", "-c", ENV_VALUE + '\nenv_value DATABASE_PASSWORD "$1"',
+                               "env_value", str(path)], capture_output=True, text=True)
+
+    def test_quoted_and_plain_values_are_read_without_their_quotes(self, tmp_path):
+        assert self.read(tmp_path, 'DATABASE_PASSWORD="Xy7 #k2Q"\n').stdout == "Xy7 #k2Q"
+        assert self.read(tmp_path, "DATABASE_PASSWORD='l''x'\n").returncode == 0
+        assert self.read(tmp_path, "DATABASE_PASSWORD=plain\n").stdout == "plain"
+
+    def test_a_backslash_escape_in_double_quotes_is_refused_without_the_value(self, tmp_path):
+        done = self.read(tmp_path, 'DATABASE_PASSWORD="s3cr\\\\et"\n')
+        assert done.returncode == 2 and done.stdout == ""
+        assert "backslash escape" in done.stderr and "s3cr" not in done.stderr
