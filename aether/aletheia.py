@@ -20,7 +20,7 @@ old one is stopped before its replacement starts.
 Everything here returns text or ``release.Step`` values; the pipeline runs them.
 """
 from . import apps, shared
-from .release import Paths, Step, compose_argv, project
+from .release import Paths, Step, compose_argv
 from .remote import command, quote
 
 
@@ -136,8 +136,3 @@ def after_switch(inventory, host, app, env, color, tag):
                      "then deploy again",
              result=f"{len(services)} worker(s) on {tag}", timeout=300),
     ]
-
-
-def project_names(app, env):
-    """Every Compose project of the app in ENV: both colors and the workers."""
-    return [project(app, env, c) for c in ("blue", "green")] + [workers_project(app, env)]

@@ -61,6 +61,15 @@ def target_host(connection):
     return inv, inv.host(name)
 
 
+def check_ref(ref):
+    """REF must be something git could resolve: never empty, never an option."""
+    from .release import ref_problem
+    problem = ref_problem(ref)
+    if problem:
+        raise AetherError(f"--ref {ref!r} {problem}: pass a branch, tag or commit, e.g. --ref main")
+    return ref
+
+
 def check_env(inventory, host, env):
     """ENV must be one of the host's environments."""
     if env is None:

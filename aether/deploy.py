@@ -52,12 +52,11 @@ def app_files(inventory, host, app, env):
 class Pipeline:
     """One deploy (or rollback) of APP to ENV on a host."""
 
-    def __init__(self, inventory, host, app, env, dry=False, verbose=False):
+    def __init__(self, inventory, host, app, env, dry=False):
         self.inventory, self.host, self.app, self.env = inventory, host, app, env
         self.steps = Steps(host.name)
         self.remote = Remote(host, dry=dry, echo=self._echo)
         self.dry = dry
-        self.verbose = verbose
         self.locked = False
         self.started = None        # the new color, once it runs
         self.committed = False     # True once nginx serves the new color

@@ -2,11 +2,9 @@
 import json
 
 from aether import deploy as pipeline
-from aether.cli import check_env, server_task, target_host
+from aether.cli import check_env, check_ref, server_task, target_host
 from aether.console import console, releases_table
 from rich.markup import escape
-from aether.errors import AetherError
-from aether.release import ref_problem
 
 APP = "aletheia"
 HELP = {"env": "prod, staging or dev", "dry": "show what would change, change nothing"}
@@ -31,9 +29,7 @@ def deploy(c, env=None, ref="main", dry=False):
     Example: fab -H vps1 aletheia.deploy --env prod --ref main
     """
     inventory, host, app = _app(c, env)
-    problem = ref_problem(ref)
-    if problem:
-        raise AetherError(f"--ref {ref!r} {problem}: pass a branch, tag or commit, e.g. --ref main")
+    check_ref(ref)
     pipeline.Pipeline(inventory, host, app, env, dry=dry).run(ref=ref)
 
 

@@ -1,23 +1,14 @@
 """helios.*: deploy the practices' Next.js sites with zero downtime."""
 import json
 
-from aether import deploy as deploy_, release
-from aether.cli import check_env, server_task, target_host
+from aether import deploy as deploy_
+from aether.cli import check_env, check_ref, server_task, target_host
 from aether.console import console, releases_table
 from aether.deploy import Pipeline
-from aether.errors import AetherError
-from aether.remote import Remote
 from rich.markup import escape
 
 APP = "helios"
 HELP = {"env": "prod, staging or dev", "dry": "show what would change, change nothing"}
-
-
-def _check_ref(ref):
-    problem = release.ref_problem(ref)
-    if problem:
-        raise AetherError(f"--ref {ref!r} {problem}: pass a branch, tag or commit, e.g. --ref main")
-    return ref
 
 
 @server_task(help={**HELP, "ref": "branch, tag or commit to deploy (default main)"})
@@ -31,7 +22,7 @@ def deploy(c, env=None, ref="main", dry=False):
     """
     inventory, host = target_host(c)
     check_env(inventory, host, env)
-    _check_ref(ref)
+    check_ref(ref)
     Pipeline(inventory, host, inventory.app(APP), env, dry=dry).run(ref=ref)
 
 
@@ -51,14 +42,11 @@ def status(c, json_=False):
     """Show the live and kept releases of every environment."""
     inventory, host = target_host(c)
     app = inventory.app(APP)
-    with Remote(host) as remote:
-        sections = release.parse_sections(remote.run(
-            release.inspect_script(host, app, "prod", "", take_lock=False), changes=False).stdout)
-    states = release.states(sections)
+    states, containers = deploy_.status(host, app)
     if json_:
-        print(json.dumps({"states": states, "containers": sections.get("containers", [])}, indent=2))
+        print(json.dumps({"states": states, "containers": containers}, indent=2))
         return
-    console.print(releases_table(app, host, states, sections.get("containers", [])))
+    console.print(releases_table(app, host, states, containers))
 
 
 @server_task(help={"env": "prod, staging or dev", "lines": "how many lines (default 100)"})
